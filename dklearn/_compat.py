@@ -1,0 +1,365 @@
+"""Every use of scikit-learn's private API, in one place.
+
+dklearn promises scikit-learn's exact semantics, and some of them live only in
+private helpers (how a fold is sliced for a precomputed kernel, how a failed
+score is reported, how fit parameters are split per Pipeline step).  Calling
+the installed helper keeps us equal to the installed version; re-writing it
+would drift.  Each helper is imported here, with a fallback written against
+the public API, so a scikit-learn release that moves one breaks this module
+only.  ``tests/test_compat.py`` runs every fallback against the real helper.
+"""
+
+import numbers
+import warnings
+from traceback import format_exc
+
+import numpy as np
+import sklearn
+from scipy import sparse
+from sklearn.base import clone
+from sklearn.utils.metadata_routing import process_routing
+
+try:  # scikit-learn >= 1.6
+    from sklearn.utils import get_tags as _get_tags
+except ImportError:  # pragma: no cover - older releases are not supported
+    _get_tags = None
+
+try:
+    from sklearn.utils._indexing import _safe_indexing as _sk_safe_indexing
+except ImportError:  # pragma: no cover
+    _sk_safe_indexing = None
+
+try:
+    from sklearn.utils.metaestimators import _safe_split as _sk_safe_split
+except ImportError:  # pragma: no cover
+    _sk_safe_split = None
+
+try:
+    from sklearn.utils.validation import _check_method_params as _sk_check_params
+except ImportError:  # pragma: no cover
+    _sk_check_params = None
+
+try:
+    from sklearn.model_selection._validation import _score as _sk_score
+    from sklearn.model_selection._validation import (
+        _insert_error_scores as _sk_insert_error_scores,
+    )
+    from sklearn.model_selection._validation import (
+        _warn_or_raise_about_fit_failures as _sk_warn_or_raise,
+    )
+except ImportError:  # pragma: no cover
+    _sk_score = _sk_insert_error_scores = _sk_warn_or_raise = None
+
+try:
+    from sklearn.metrics._scorer import _MultimetricScorer, _PassthroughScorer, _Scorer
+except ImportError:  # pragma: no cover
+    _MultimetricScorer = _PassthroughScorer = _Scorer = None
+
+try:
+    from sklearn.base import _fit_context
+except ImportError:  # pragma: no cover
+
+    def _fit_context(prefer_skip_nested_validation):
+        def decorate(fit):
+            def wrapper(estimator, *args, **kwargs):
+                estimator._validate_params()
+                return fit(estimator, *args, **kwargs)
+
+            return wrapper
+
+        return decorate
+
+
+fit_context = _fit_context
+
+
+def routing_enabled():
+    """Whether scikit-learn's metadata routing is switched on (public config)."""
+    return bool(sklearn.get_config().get("enable_metadata_routing", False))
+
+
+def is_pairwise(estimator):
+    """The 'pairwise' tag: X is a square kernel or distance matrix."""
+    if _get_tags is not None:
+        try:
+            return bool(_get_tags(estimator).input_tags.pairwise)
+        except Exception:
+            pass
+    return bool(getattr(estimator, "_pairwise", False))
+
+
+# --------------------------------------------------------------------------
+# Indexing
+# --------------------------------------------------------------------------
+
+
+def _fallback_indexing(X, indices, axis=0):
+    if hasattr(X, "iloc"):
+        return X.iloc[indices] if axis == 0 else X.iloc[:, indices]
+    if hasattr(X, "shape"):
+        return X[indices] if axis == 0 else X[:, indices]
+    return [X[i] for i in indices]
+
+
+safe_indexing = _sk_safe_indexing or _fallback_indexing
+
+
+def _fallback_safe_split(estimator, X, y, indices, train_indices=None):
+    if is_pairwise(estimator):
+        if not hasattr(X, "shape"):
+            raise ValueError(
+                "Precomputed kernels or affinity matrices have to be passed as "
+                "arrays or sparse matrices."
+            )
+        if X.shape[0] != X.shape[1]:
+            raise ValueError("X should be a square kernel matrix")
+        cols = indices if train_indices is None else train_indices
+        X_subset = X[np.ix_(indices, cols)]
+    else:
+        X_subset = safe_indexing(X, indices)
+    y_subset = None if y is None else safe_indexing(y, indices)
+    return X_subset, y_subset
+
+
+safe_split = _sk_safe_split or _fallback_safe_split
+
+
+def _fallback_check_method_params(X, params, indices=None):
+    n = X.shape[0] if hasattr(X, "shape") else len(X)
+    out = {}
+    for key, value in (params or {}).items():
+        array_like = hasattr(value, "__len__") or hasattr(value, "shape")
+        if isinstance(value, str) or not array_like or _num_samples(value) != n:
+            out[key] = value
+        elif indices is None:
+            out[key] = value
+        else:
+            out[key] = safe_indexing(value, indices)
+    return out
+
+
+def _num_samples(value):
+    if sparse.issparse(value) or hasattr(value, "shape"):
+        return value.shape[0] if len(value.shape) else -1
+    return len(value)
+
+
+check_method_params = _sk_check_params or _fallback_check_method_params
+
+
+# --------------------------------------------------------------------------
+# Scoring
+# --------------------------------------------------------------------------
+
+
+def is_multimetric(scorer):
+    if _MultimetricScorer is not None:
+        return isinstance(scorer, _MultimetricScorer)
+    return hasattr(scorer, "_scorers")
+
+
+def scorer_names(scorer):
+    return list(scorer._scorers)
+
+
+def scores_on_final_step(scorer, score_params):
+    """Whether ``scorer(pipeline, X)`` equals ``scorer(final_step, Xt)``.
+
+    True for scikit-learn's own scorers: they only call the estimator's
+    response method (predict, predict_proba, ...), which a Pipeline forwards
+    to its last step after transforming X.  A user's callable may look at
+    anything (``est.named_steps``), so it gets the whole pipeline.  The
+    passthrough scorer (``estimator.score``) is safe unless metadata routing
+    has to route score parameters through the Pipeline.
+    """
+    if _Scorer is None:
+        return False
+    if is_multimetric(scorer):
+        return all(scores_on_final_step(s, score_params) for s in scorer._scorers.values())
+    if isinstance(scorer, _PassthroughScorer):
+        return not (score_params and routing_enabled())
+    return type(scorer) is _Scorer
+
+
+def _fallback_score(estimator, X_test, y_test, scorer, score_params, error_score="raise"):
+    score_params = score_params or {}
+    args = (X_test,) if y_test is None else (X_test, y_test)
+    try:
+        scores = scorer(estimator, *args, **score_params)
+    except Exception:
+        if is_multimetric(scorer) or error_score == "raise":
+            raise
+        scores = error_score
+        warnings.warn(
+            "Scoring failed. The score on this train-test partition for these "
+            f"parameters will be set to {error_score}. Details: \n{format_exc()}",
+            UserWarning,
+        )
+    if isinstance(scores, dict):
+        for name, value in scores.items():
+            if isinstance(value, str):
+                scores[name] = error_score
+                warnings.warn(
+                    "Scoring failed. The score on this train-test partition for "
+                    f"these parameters will be set to {error_score}. Details: \n"
+                    f"{value}",
+                    UserWarning,
+                )
+            elif hasattr(scores[name], "item"):
+                scores[name] = scores[name].item()
+        return scores
+    if hasattr(scores, "item"):
+        scores = scores.item()
+    if not isinstance(scores, numbers.Number):
+        raise ValueError(
+            f"scoring must return a number, got {scores!r} ({type(scores)}) instead. "
+            f"(scorer={scorer})"
+        )
+    return scores
+
+
+score = _sk_score or _fallback_score
+
+
+def _fallback_warn_or_raise(results, error_score):
+    from collections import Counter
+
+    from sklearn.exceptions import FitFailedWarning
+
+    errors = [r["fit_error"] for r in results if r["fit_error"] is not None]
+    if not errors:
+        return
+    summary = "\n".join(
+        f"{'-' * 80}\n{n} fits failed with the following error:\n{e}"
+        for e, n in Counter(errors).items()
+    )
+    if len(errors) == len(results):
+        raise ValueError(
+            f"\nAll the {len(results)} fits failed.\nIt is very likely that your "
+            "model is misconfigured.\nYou can try to debug the error by setting "
+            f"error_score='raise'.\n\nBelow are more details about the failures:\n{summary}"
+        )
+    warnings.warn(
+        f"\n{len(errors)} fits failed out of a total of {len(results)}.\nThe score on "
+        f"these train-test partitions for these parameters will be set to {error_score}.\n"
+        "If these failures are not expected, you can try to debug them by setting "
+        f"error_score='raise'.\n\nBelow are more details about the failures:\n{summary}",
+        FitFailedWarning,
+    )
+
+
+warn_or_raise_about_fit_failures = _sk_warn_or_raise or _fallback_warn_or_raise
+
+
+def _fallback_insert_error_scores(results, error_score):
+    good = next((r["test_scores"] for r in results if r["fit_error"] is None), None)
+    if isinstance(good, dict):
+        for r in results:
+            if r["fit_error"] is not None:
+                r["test_scores"] = {name: error_score for name in good}
+                if "train_scores" in r:
+                    r["train_scores"] = {name: error_score for name in good}
+
+
+insert_error_scores = _sk_insert_error_scores or _fallback_insert_error_scores
+
+
+# --------------------------------------------------------------------------
+# Routing of fit parameters into the steps of a Pipeline
+# --------------------------------------------------------------------------
+
+
+def pipeline_step_params(pipeline, params):
+    """``{step name: {"fit": {...}, "fit_transform": {...}, ...}}`` for ``Pipeline.fit``.
+
+    The split follows the installed Pipeline: 'step__param' keys when routing
+    is off (with its error for a key with no step), ``process_routing`` when
+    it is on.
+    """
+    if routing_enabled():
+        routed = process_routing(pipeline, "fit", **params)
+        return {
+            name: {method: dict(routed[name].get(method, {})) for method in routed[name]}
+            for name, _ in pipeline.steps
+            if name in routed
+        }
+    per_step = {name: {"fit": {}, "fit_transform": {}} for name, _ in pipeline.steps}
+    for key, value in params.items():
+        if "__" not in key:
+            raise ValueError(
+                f"Pipeline.fit does not accept the {key} parameter. You can pass "
+                "parameters to specific steps of your pipeline using the "
+                "stepname__parameter format, e.g. `Pipeline.fit(X, y, "
+                "logisticregression__sample_weight=sample_weight)`."
+            )
+        step, param = key.split("__", 1)
+        per_step[step]["fit"][param] = value
+        per_step[step]["fit_transform"][param] = value
+    return per_step
+
+
+def has_pandas_output(estimator):
+    """Whether ``set_output(transform='pandas')`` (or polars) is in force."""
+    config = getattr(estimator, "_sklearn_output_config", {}) or {}
+    dense = config.get("transform", sklearn.get_config().get("transform_output"))
+    return dense not in (None, "default")
+
+
+def clone_params(params):
+    """Candidates' parameters are cloned per fit, as scikit-learn does."""
+    return clone(params, safe=False)
+
+
+# --------------------------------------------------------------------------
+# scikit-learn >= 1.9 fit callbacks (CallbackSupportMixin); absent before
+# --------------------------------------------------------------------------
+
+
+class _NoCallbacks:
+    """Stands in for a callback context on releases without callbacks."""
+
+    def subcontext(self, **kwargs):
+        return self
+
+    def call_on_fit_task_begin(self, **kwargs):
+        return self
+
+    def call_on_fit_task_end(self, **kwargs):
+        return self
+
+    def propagate_callback_context(self, estimator):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def begin_callbacks(search, X, y, metadata):
+    """The root callback context of a search's fit, as BaseSearchCV.fit makes it."""
+    init = getattr(search, "_init_callback_context", None)
+    if init is None:
+        return _NoCallbacks()
+    return init(max_subtasks=1 + (search.refit is not False)).call_on_fit_task_begin(
+        estimator=search, X=X, y=y, metadata=metadata
+    )
+
+
+def run_search(search, evaluate_candidates, ctx):
+    """Call ``_run_search`` with a callback context when it takes one."""
+    from inspect import signature
+
+    if "callback_ctx" in signature(search._run_search).parameters and not isinstance(
+        ctx, _NoCallbacks
+    ):
+        search._run_search(evaluate_candidates, callback_ctx=ctx)
+    else:
+        search._run_search(evaluate_candidates)
+
+
+def format_results(search, candidate_params, n_splits, out, more_results):
+    """cv_results_ from the per-(candidate, fold) records, by the installed release.
+
+    BaseSearchCV._format_results is the definition of cv_results_ (keys,
+    dtypes, masks, ranks); calling it is what keeps dklearn equal to the
+    installed scikit-learn.
+    """
+    return search._format_results(candidate_params, n_splits, out, more_results)

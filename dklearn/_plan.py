@@ -1,0 +1,284 @@
+"""Plan a search: candidates x folds -> one task graph in which equal work is one task.
+
+This module is pure: it builds a dask graph (a dict of key -> task tuple)
+and runs nothing.
+
+What a key means
+----------------
+A task key names *what* the task computes, never which Python object
+computes it::
+
+    fit-PCA-<token(PCA and its parameters by value, input key, step params)>
+    transform-PCA-<token(fit key, which rows)>
+    union-FeatureUnion-<token(branch keys, weights)>
+    score-LogisticRegression-<token(estimator by value, input key, scoring)>
+
+The input key of the first step names the data (hashed by content) and the
+fold (its index arrays), so every key transitively names the data and fold it
+depends on.  Two candidates whose pipelines agree on a prefix produce the
+same keys for that prefix: the dict keeps one task, and the scheduler runs it
+once.  Equal parameter values that are distinct objects hash alike
+(``estimator_token``).
+
+How an estimator is decomposed
+-------------------------------
+- ``Pipeline``: every step but the last is a transformer node; the last is
+  fitted and scored in one task (its fitted model is never shipped).  A
+  nested Pipeline is a chain of nodes.
+- ``FeatureUnion``: each kept branch is a node on the same input; a ``union``
+  task stacks them (``transformer_weights`` applied).
+- A transformer node is three tasks per fold: ``fit_transform`` on the
+  training rows (what ``Pipeline.fit`` does), ``transform`` of the test rows,
+  and, only when training scores are asked for, ``transform`` of the training
+  rows (what ``Pipeline.predict`` does when scoring them).
+- Anything else, and anything whose decomposition could change the result
+  (a user's scoring callable that may look inside the pipeline, metadata
+  routed into a nested container, pandas output of a union), is one opaque
+  node: still shared between candidates that configure it alike.
+
+Data enters the graph once, under a content-hashed key; folds are index
+arrays; a task that needs raw rows slices them itself (``_tasks.take``), so no
+per-fold copy of X is held by the graph.
+"""
+
+from dataclasses import dataclass, field
+
+from dask.base import tokenize
+from sklearn.base import BaseEstimator
+from sklearn.pipeline import FeatureUnion, Pipeline
+
+from . import _compat, _tasks
+from ._tasks import Const
+
+
+def estimator_token(obj):
+    """A hash of an estimator by value: its class and parameters, recursively.
+
+    Equal-but-distinct parameter objects (two ``PCA(n_components=5)``) hash
+    alike, which is what lets candidates share work.
+    """
+    if isinstance(obj, BaseEstimator) or (
+        hasattr(obj, "get_params") and not isinstance(obj, type)
+    ):
+        params = obj.get_params(deep=False)
+        return tokenize(
+            type(obj).__module__,
+            type(obj).__qualname__,
+            [(k, estimator_token(v)) for k, v in sorted(params.items())],
+        )
+    if isinstance(obj, (list, tuple)):
+        return tokenize(type(obj).__name__, [estimator_token(v) for v in obj])
+    if isinstance(obj, dict):
+        return tokenize("dict", [(k, estimator_token(v)) for k, v in sorted(obj.items())])
+    return tokenize(obj)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """What every task of one search shares (built once per ``fit``)."""
+
+    X_key: str
+    y_key: str
+    folds: tuple  # ((train key, test key), ...) in split order
+    fit_params: dict  # routed to the estimator's fit, unsliced
+    score_params: dict  # routed to the scorer, unsliced
+    config_key: str  # key of the Const(ScoreConfig)
+    scorer_token: str
+    decompose: bool  # False: every candidate is one opaque fit-and-score
+    raise_errors: bool
+    return_train_score: bool
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Where the data for one fold stands at some point of a pipeline.
+
+    Each field is a graph argument (a key or an inline task) that evaluates
+    to a ``_tasks.Part``: training rows as fitted, test rows, and training
+    rows through ``transform`` (only when training scores are asked for).
+    """
+
+    train: object
+    test: object
+    train_again: object
+    token: str
+
+
+@dataclass
+class Planner:
+    """Accumulates the graph of one search, candidate by candidate."""
+
+    spec: SearchSpec
+    graph: dict = field(default_factory=dict)
+
+    def candidate(self, estimator, fold, label):
+        """Key of the task that yields this (candidate, fold)'s result record."""
+        flow = self._raw(estimator, fold)
+        if not self.spec.decompose:
+            return self._final(estimator, flow, self.spec.fit_params, fold, label)
+        return self._final_node(estimator, flow, self.spec.fit_params, fold, label)
+
+    # -- data ---------------------------------------------------------------
+
+    def _raw(self, estimator, fold):
+        spec = self.spec
+        train_key, test_key = spec.folds[fold]
+        pairwise = _compat.is_pairwise(estimator)
+        tags = Const(estimator)
+        train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
+        test = (
+            (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
+            if pairwise
+            else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
+        )
+        return Flow(train, test, train, tokenize("raw", spec.X_key, fold, pairwise))
+
+    def _sliced_params(self, params, fold, side):
+        """A graph argument for ``params`` restricted to one side of a fold."""
+        if not params:
+            return Const({})
+        rows = self.spec.folds[fold][0 if side == "train" else 1]
+        key = f"params-{tokenize(estimator_token(params), rows)}"
+        self.graph.setdefault(key, (_tasks.fold_params, self.spec.X_key, Const(params), rows))
+        return key
+
+    # -- final step -----------------------------------------------------------
+
+    def _final_node(self, estimator, flow, params, fold, label):
+        if _decomposable_pipeline(estimator):
+            steps = _compat.pipeline_step_params(estimator, params)
+            for name, step in estimator.steps[:-1]:
+                flow = self._transformer(step, flow, steps.get(name, {}), fold)
+            name, last = estimator.steps[-1]
+            last_params = steps.get(name, {}).get("fit", {})
+            return self._final_node(last, flow, last_params, fold, label)
+        return self._final(estimator, flow, params, fold, label)
+
+    def _final(self, estimator, flow, params, fold, label):
+        spec = self.spec
+        key = "score-{}-{}".format(
+            type(estimator).__name__,
+            tokenize(estimator_token(estimator), flow.token, estimator_token(params),
+                     spec.scorer_token),
+        )
+        if key not in self.graph:
+            self.graph[key] = (
+                _tasks.fit_and_score,
+                Const(estimator),
+                flow.train,
+                flow.test,
+                flow.train_again if spec.return_train_score else None,
+                self._sliced_params(params, fold, "train"),
+                self._sliced_params(spec.score_params, fold, "test"),
+                self._sliced_params(spec.score_params, fold, "train")
+                if spec.return_train_score
+                else Const({}),
+                spec.config_key,
+                Const(label),
+            )
+        return key
+
+    # -- transformers ---------------------------------------------------------
+
+    def _transformer(self, step, flow, params, fold):
+        if step is None or (isinstance(step, str) and step == "passthrough"):
+            return flow
+        has_params = any(params.get(m) for m in params)
+        if _decomposable_pipeline(step, final=False) and not has_params:
+            for _, sub in step.steps:
+                flow = self._transformer(sub, flow, {}, fold)
+            return flow
+        if isinstance(step, FeatureUnion) and not has_params and not _compat.has_pandas_output(step):
+            return self._union(step, flow, fold)
+        return self._leaf(step, flow, params, fold)
+
+    def _leaf(self, step, flow, params, fold):
+        name = type(step).__name__
+        token = tokenize(estimator_token(step), flow.token, estimator_token(params))
+        fit_key = f"fit-{name}-{token}"
+        if fit_key not in self.graph:
+            fit_params = self._sliced_params_dict(params, fold)
+            self.graph[fit_key] = (
+                _tasks.fit_transform, Const(step), flow.train, fit_params, self.spec.raise_errors,
+            )
+            self.graph[f"transform-{name}-{token}-test"] = (_tasks.transform, fit_key, flow.test)
+            if self.spec.return_train_score:
+                self.graph[f"transform-{name}-{token}-train"] = (
+                    _tasks.transform, fit_key, flow.train_again,
+                )
+        return Flow(
+            fit_key,
+            f"transform-{name}-{token}-test",
+            f"transform-{name}-{token}-train" if self.spec.return_train_score else None,
+            fit_key,
+        )
+
+    def _sliced_params_dict(self, params, fold):
+        """Per-method step parameters ({'fit': ..., 'fit_transform': ...}), sliced."""
+        if not any(params.get(m) for m in params):
+            return Const({})
+        merged = {}
+        for method, values in params.items():
+            for k, v in values.items():
+                merged[f"{method}\0{k}"] = v
+        key = self._sliced_params(merged, fold, "train")
+        nested_key = f"stepparams-{key}"
+        self.graph.setdefault(nested_key, (_unflatten, key))
+        return nested_key
+
+    def _union(self, union, flow, fold):
+        kept = [
+            (name, t) for name, t in union.transformer_list
+            if not (isinstance(t, str) and t == "drop")
+        ]
+        weights = union.transformer_weights or {}
+        if not kept:
+            return self._map(flow, _tasks.empty_union, "empty")
+        branches = [self._transformer(t, flow, {}, fold) for _, t in kept]
+        w = Const([weights.get(name) for name, _ in kept])
+        token = tokenize(
+            "union", [b.token for b in branches], estimator_token(w.value)
+        )
+        name = type(union).__name__
+        keys = {}
+        for side in ("train", "test", "train_again"):
+            if side == "train_again" and not self.spec.return_train_score:
+                keys[side] = None
+                continue
+            key = f"union-{name}-{token}-{side}"
+            self.graph.setdefault(
+                key, (_tasks.stack, Const(union), w, [getattr(b, side) for b in branches])
+            )
+            keys[side] = key
+        return Flow(keys["train"], keys["test"], keys["train_again"], token)
+
+    def _map(self, flow, func, tag):
+        token = tokenize(tag, flow.token)
+        sides = {}
+        for side in ("train", "test", "train_again"):
+            arg = getattr(flow, side)
+            sides[side] = None if arg is None else (func, arg)
+        return Flow(sides["train"], sides["test"], sides["train_again"], token)
+
+
+def _unflatten(flat):
+    out = {}
+    for k, v in flat.items():
+        method, name = k.split("\0", 1)
+        out.setdefault(method, {})[name] = v
+    return out
+
+
+def _decomposable_pipeline(estimator, final=True):
+    """Whether the search may split this Pipeline into shared steps."""
+    if not isinstance(estimator, Pipeline):
+        return False
+    if getattr(estimator, "transform_input", None):
+        return False  # metadata flows through the steps: keep it whole
+    steps = estimator.steps
+    if not steps:
+        return False
+    if final:
+        last = steps[-1][1]
+        return not (last is None or isinstance(last, str))
+    return True

@@ -1,0 +1,286 @@
+"""Task bodies: the functions a worker runs.
+
+A search graph (see ``_plan``) is made of calls to the functions here.  They
+are top-level functions over picklable values so that any scheduler, a thread,
+a process or a dask.distributed worker, can run them; this module imports
+nothing from dask.
+
+What flows between tasks:
+
+- ``Part``: data at some point of a pipeline for one fold and one side (the
+  training rows or the test rows): ``X``, ``y`` and ``time``, the seconds it
+  took to produce, summed along the path (so each candidate's ``fit_time`` is
+  what scikit-learn would have measured for it alone).
+- ``Fitted``: a ``Part`` that also holds the transformer fitted on it.
+  Its ``X`` is ``fit_transform``'s output, as in ``Pipeline.fit``.
+- ``Failed``: a fit that raised, with its traceback.  It flows downstream in
+  place of data, so every candidate that shares the failed step reports it
+  (``error_score``), exactly as if each had failed on its own.
+
+Scheduler-visible literals (estimators, parameter dicts) are wrapped in
+``Const`` so that no scheduler mistakes a value inside them for a task key.
+
+A task never mutates its inputs: estimators are cloned before fitting, since
+the same input object may be read concurrently by other tasks.
+"""
+
+import time
+from traceback import format_exc
+
+from sklearn.base import clone
+
+from . import _compat
+
+
+class Const:
+    """A literal that schedulers must pass through untouched."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (Const, (self.value,))
+
+
+class Part:
+    __slots__ = ("X", "y", "time")
+
+    def __init__(self, X, y, time):
+        self.X, self.y, self.time = X, y, time
+
+    def __reduce__(self):
+        return (Part, (self.X, self.y, self.time))
+
+
+class Fitted(Part):
+    __slots__ = ("estimator",)
+
+    def __init__(self, X, y, time, estimator):
+        super().__init__(X, y, time)
+        self.estimator = estimator
+
+    def __reduce__(self):
+        return (Fitted, (self.X, self.y, self.time, self.estimator))
+
+
+class Failed:
+    __slots__ = ("error", "time")
+
+    def __init__(self, error, time):
+        self.error, self.time = error, time
+
+    def __reduce__(self):
+        return (Failed, (self.error, self.time))
+
+
+def take(estimator, X, y, rows, train_rows=None):
+    """Rows of one fold, sliced the way scikit-learn slices them.
+
+    ``estimator`` is only read for its 'pairwise' tag (precomputed kernels
+    are sliced on both axes, test rows against training columns).
+    """
+    Xs, ys = _compat.safe_split(estimator.value, X.value, _value(y), rows, train_rows)
+    return Part(Xs, ys, 0.0)
+
+
+def fold_params(X, params, rows):
+    """Sample-aligned parameters (e.g. sample_weight) restricted to ``rows``."""
+    return _compat.check_method_params(X.value, params=params.value, indices=rows)
+
+
+def fit_transform(step, part, params, raise_errors):
+    """Fit a transformer on training data and transform it, like Pipeline.fit."""
+    if isinstance(part, Failed):
+        return part
+    params = _value(params)
+    estimator = clone(step.value)
+    start = time.time()
+    try:
+        if hasattr(estimator, "fit_transform"):
+            Xt = estimator.fit_transform(part.X, part.y, **params.get("fit_transform", {}))
+        else:
+            estimator.fit(part.X, part.y, **params.get("fit", {}))
+            Xt = estimator.transform(part.X, **params.get("transform", {}))
+    except Exception:
+        if raise_errors:
+            raise
+        return Failed(format_exc(), part.time + time.time() - start)
+    return Fitted(Xt, part.y, part.time + time.time() - start, estimator)
+
+
+def transform(fitted, part):
+    """Apply a fitted transformer to test (or training) rows."""
+    if isinstance(fitted, Failed):
+        return fitted
+    if isinstance(part, Failed):  # pragma: no cover - inputs fail before fits do
+        return part
+    start = time.time()
+    Xt = fitted.estimator.transform(part.X)
+    return Part(Xt, part.y, part.time + time.time() - start)
+
+
+def stack(union, weights, parts):
+    """Concatenate FeatureUnion branches side by side, as FeatureUnion does.
+
+    ``parts`` holds one entry per kept branch: a ``Part`` (or ``Fitted``),
+    or a ``Failed`` that then stands for the whole union.
+    """
+    failed = [p for p in parts if isinstance(p, Failed)]
+    if failed:
+        return Failed(failed[0].error, max(p.time for p in parts))
+    first = parts[0]
+    Xs = []
+    for part, weight in zip(parts, weights.value):
+        X = part.X
+        if hasattr(X, "shape") and len(X.shape) != 2:
+            raise ValueError(
+                f"A FeatureUnion transformer returned an array with {len(X.shape)} "
+                "dimensions, but expected 2 dimensions (n_samples, n_features)."
+            )
+        Xs.append(X if weight is None else X * weight)
+    return Part(_hstack(Xs), first.y, sum(p.time for p in parts))
+
+
+def _hstack(Xs):
+    import numpy as np
+    from scipy import sparse
+
+    if any(sparse.issparse(X) for X in Xs):
+        return sparse.hstack(Xs).tocsr()
+    return np.hstack(Xs)
+
+
+def empty_union(part):
+    """A FeatureUnion whose branches are all dropped outputs no columns."""
+    import numpy as np
+
+    if isinstance(part, Failed):
+        return part
+    return Part(np.zeros((part.X.shape[0], 0)), part.y, part.time)
+
+
+class ScoreConfig:
+    """What every final task of one search shares: how to score and report."""
+
+    __slots__ = ("scorer", "error_score", "return_train_score", "verbose")
+
+    def __init__(self, scorer, error_score, return_train_score, verbose):
+        self.scorer = scorer
+        self.error_score = error_score
+        self.return_train_score = return_train_score
+        self.verbose = verbose
+
+    def __reduce__(self):
+        return (
+            ScoreConfig,
+            (self.scorer, self.error_score, self.return_train_score, self.verbose),
+        )
+
+
+def fit_and_score(final, train, test, train_again, fit_params, test_params,
+                  train_params, config, label):
+    """Fit the last estimator of a path and score it: one (candidate, fold) result.
+
+    ``train`` is the training rows as the estimator sees them (its input
+    already fitted and transformed upstream), ``test`` the test rows passed
+    through the same fitted steps, ``train_again`` the training rows passed
+    through them with ``transform`` (scikit-learn scores training rows with
+    ``predict``, not with ``fit_transform``'s output).  Returns the record
+    ``sklearn.model_selection._validation._fit_and_score`` returns.
+    """
+    config = config.value
+    fit_params, test_params, train_params = map(_value, (fit_params, test_params, train_params))
+    scorer, error_score = config.scorer, config.error_score
+    result = {}
+    if isinstance(train, Failed):
+        fit_time, fit_error = train.time, train.error
+    else:
+        estimator = clone(final.value)
+        start = time.time()
+        try:
+            if train.y is None:
+                estimator.fit(train.X, **fit_params)
+            else:
+                estimator.fit(train.X, train.y, **fit_params)
+        except Exception:
+            if error_score == "raise":
+                raise
+            fit_time, fit_error = train.time + time.time() - start, format_exc()
+        else:
+            fit_error = None
+            fit_time = train.time + time.time() - start
+    if fit_error is not None:
+        score_time = 0.0
+        if _compat.is_multimetric(scorer):
+            test_scores = {name: error_score for name in _compat.scorer_names(scorer)}
+        else:
+            test_scores = error_score
+        train_scores = test_scores.copy() if isinstance(test_scores, dict) else test_scores
+    else:
+        start = time.time()
+        test_scores = _compat.score(
+            estimator, test.X, test.y, scorer, test_params, error_score
+        )
+        score_time = test.time + time.time() - start
+        if config.return_train_score:
+            train_scores = _compat.score(
+                estimator, train_again.X, train_again.y, scorer, train_params, error_score
+            )
+    result["fit_error"] = fit_error
+    result["test_scores"] = test_scores
+    if config.return_train_score:
+        result["train_scores"] = train_scores
+    result["n_test_samples"] = _n_samples(test)
+    result["fit_time"] = fit_time
+    result["score_time"] = score_time
+    if config.verbose > 1:
+        _print_end(label.value, result, config)
+    return result
+
+
+def _n_samples(part):
+    if isinstance(part, Failed):
+        return 0
+    X = part.X
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _print_end(label, result, config):
+    """The '[CV i/n] END ...' line scikit-learn prints at verbose > 1."""
+    params, split, n_splits, cand, n_cands = label
+    progress = ""
+    if config.verbose > 2:
+        progress = f" {split + 1}/{n_splits}"
+        if config.verbose > 9:
+            progress += f"; {cand + 1}/{n_cands}"
+    msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
+    msg += ";" if msg else ""
+    if config.verbose > 2:
+        test = result["test_scores"]
+        train = result.get("train_scores")
+        if isinstance(test, dict):
+            for name in sorted(test):
+                msg += f" {name}: ("
+                if train is not None:
+                    msg += f"train={train[name]:.3f}, "
+                msg += f"test={test[name]:.3f})"
+        elif train is not None:
+            msg += f", score=(train={train:.3f}, test={test:.3f})"
+        else:
+            msg += f", score={test:.3f}"
+    total = result["fit_time"] + result["score_time"]
+    msg += f" total time={_short_time(total)}"
+    head = f"[CV{progress}] END "
+    print(head + "." * (80 - len(head) - len(msg)) + msg)
+
+
+def _short_time(t):
+    if t > 60:
+        return f"{t / 60:4.1f}min"
+    return f" {t:5.1f}s"
+
+
+def _value(arg):
+    return arg.value if isinstance(arg, Const) else arg
