@@ -20,6 +20,8 @@ BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
 """
 
+from functools import partial
+
 import joblib
 from threadpoolctl import threadpool_limits
 
@@ -97,7 +99,7 @@ def run(graph, keys, scheduler=None, n_jobs=None):
 
     return list(
         dask.multiprocessing.get(
-            graph, keys, num_workers=workers, initializer=_cap_blas, initargs=(blas,)
+            graph, keys, num_workers=workers, initializer=partial(_cap_blas, blas)
         )
     )
 

@@ -146,7 +146,12 @@ class Planner:
 
     def _final_node(self, estimator, flow, params, fold, label):
         if _decomposable_pipeline(estimator):
-            steps = _compat.pipeline_step_params(estimator, params)
+            try:
+                steps = _compat.pipeline_step_params(estimator, params)
+            except Exception:
+                # Parameters the Pipeline rejects: let its own fit raise in
+                # the task, so the failure is reported as scikit-learn does.
+                return self._final(estimator, flow, params, fold, label)
             for name, step in estimator.steps[:-1]:
                 flow = self._transformer(step, flow, steps.get(name, {}), fold)
             name, last = estimator.steps[-1]
