@@ -30,6 +30,11 @@ except ImportError:  # pragma: no cover
     _sk_safe_indexing = None
 
 try:
+    from sklearn.utils._indexing import _get_column_indices as _sk_column_indices
+except ImportError:  # pragma: no cover
+    _sk_column_indices = None
+
+try:
     from sklearn.utils.metaestimators import _safe_split as _sk_safe_split
 except ImportError:  # pragma: no cover
     _sk_safe_split = None
@@ -102,6 +107,24 @@ def _fallback_indexing(X, indices, axis=0):
 
 
 safe_indexing = _sk_safe_indexing or _fallback_indexing
+
+
+def _fallback_column_indices(X, key):
+    n = X.shape[1]
+    if isinstance(key, (str, int, np.integer)):
+        key = [key]
+    if isinstance(key, slice):
+        return list(range(n))[key]
+    key = list(key)
+    if key and all(isinstance(k, (bool, np.bool_)) for k in key):
+        return [i for i, k in enumerate(key) if k]
+    if key and all(isinstance(k, str) for k in key):
+        columns = list(X.columns)
+        return [columns.index(k) for k in key]
+    return [int(k) % n for k in key]
+
+
+column_indices = _sk_column_indices or _fallback_column_indices
 
 
 def _fallback_safe_split(estimator, X, y, indices, train_indices=None):

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from dask.base import tokenize
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from . import _compat, _tasks
@@ -110,6 +111,7 @@ class Planner:
 
     spec: SearchSpec
     graph: dict = field(default_factory=dict)
+    data: object = None  # X itself: ColumnTransformer column callables read it
 
     def candidate(self, estimator, fold, label):
         """Key of the task that yields this (candidate, fold)'s result record."""
@@ -131,7 +133,7 @@ class Planner:
             if pairwise
             else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
         )
-        return Flow(train, test, train, tokenize("raw", spec.X_key, fold, pairwise))
+        return Flow(train, test, train, f"raw-{tokenize(spec.X_key, fold, pairwise)}")
 
     def _sliced_params(self, params, fold, side):
         """A graph argument for ``params`` restricted to one side of a fold."""
@@ -193,8 +195,13 @@ class Planner:
             for _, sub in step.steps:
                 flow = self._transformer(sub, flow, {}, fold)
             return flow
-        if isinstance(step, FeatureUnion) and not has_params and not _compat.has_pandas_output(step):
-            return self._union(step, flow, fold)
+        if not has_params and not _compat.has_pandas_output(step):
+            if isinstance(step, FeatureUnion):
+                return self._union(step, flow, fold)
+            if isinstance(step, ColumnTransformer) and flow.token.startswith("raw"):
+                branches = _column_branches(step, self.data)
+                if branches is not None:
+                    return self._columns(step, branches, flow, fold)
         return self._leaf(step, flow, params, fold)
 
     def _leaf(self, step, flow, params, fold):
@@ -257,13 +264,79 @@ class Planner:
             keys[side] = key
         return Flow(keys["train"], keys["test"], keys["train_again"], token)
 
-    def _map(self, flow, func, tag):
+    def _columns(self, ct, branches, flow, fold):
+        """A ColumnTransformer: one shared sub-flow per (columns, transformer) branch."""
+        if not branches:
+            return self._map(flow, _tasks.empty_union, "empty")
+        flows = []
+        for _, trans, cols in branches:
+            selected = self._map(flow, _tasks.columns, tokenize("columns", cols), cols)
+            flows.append(self._transformer(trans, selected, {}, fold))
+        weights = ct.transformer_weights or {}
+        config = Const((
+            [name for name, _, _ in branches],
+            [weights.get(name) for name, _, _ in branches],
+            ct.sparse_threshold,
+        ))
+        token = tokenize("columns", [f.token for f in flows], estimator_token(config.value))
+        name = type(ct).__name__
+        train_key = f"union-{name}-{token}-train"
+        self.graph.setdefault(train_key, (_tasks.stack_columns, config, [f.train for f in flows]))
+        keys = {"train": train_key}
+        for side in ("test", "train_again"):
+            if side == "train_again" and not self.spec.return_train_score:
+                keys[side] = None
+                continue
+            key = f"union-{name}-{token}-{side}"
+            self.graph.setdefault(
+                key, (_tasks.stack_columns, config, [getattr(f, side) for f in flows], train_key)
+            )
+            keys[side] = key
+        return Flow(keys["train"], keys["test"], keys["train_again"], token)
+
+    def _map(self, flow, func, tag, *args):
         token = tokenize(tag, flow.token)
         sides = {}
         for side in ("train", "test", "train_again"):
             arg = getattr(flow, side)
-            sides[side] = None if arg is None else (func, arg)
+            sides[side] = None if arg is None else (func, arg, *map(Const, args))
         return Flow(sides["train"], sides["test"], sides["train_again"], token)
+
+
+def _column_branches(ct, X):
+    """[(name, transformer, columns)] that ColumnTransformer.fit would fit, or None.
+
+    Columns are resolved on the whole X (callables such as
+    make_column_selector look at column names and dtypes, which folds share);
+    the remainder is every column no transformer names, as in scikit-learn.
+    None means "keep the ColumnTransformer whole" (its own fit then raises
+    whatever error the configuration deserves).
+    """
+    if X is None or not hasattr(X, "shape") or len(X.shape) != 2:
+        return None
+    try:
+        used, branches = set(), []
+        for name, trans, cols in ct.transformers:
+            if callable(cols):
+                cols = cols(X)
+            used.update(_compat.column_indices(X, cols))
+            if not (isinstance(trans, str) and trans == "drop") and not _empty_selection(cols):
+                branches.append((name, trans, cols))
+        if not (isinstance(ct.remainder, str) and ct.remainder == "drop"):
+            rest = sorted(set(range(X.shape[1])) - used)
+            if rest:
+                branches.append(("remainder", ct.remainder, rest))
+    except Exception:
+        return None
+    return branches
+
+
+def _empty_selection(cols):
+    if hasattr(cols, "dtype") and getattr(cols.dtype, "kind", None) == "b":
+        return not cols.any()
+    if hasattr(cols, "__len__") and not isinstance(cols, str):
+        return len(cols) == 0 or (all(isinstance(c, bool) for c in cols) and not any(cols))
+    return False
 
 
 def _unflatten(flat):

@@ -152,6 +152,82 @@ def _hstack(Xs):
     return np.hstack(Xs)
 
 
+def columns(part, key):
+    """The columns ``key`` of a ColumnTransformer's input, as it selects them."""
+    if isinstance(part, Failed):
+        return part
+    return Part(_compat.safe_indexing(part.X, key.value, axis=1), part.y, part.time)
+
+
+class Stacked(Part):
+    """A ColumnTransformer's training output, with its sparse-or-dense choice.
+
+    The choice is made on the training rows (``sparse_threshold``) and
+    reused for the test rows, as the fitted ColumnTransformer does.
+    """
+
+    __slots__ = ("sparse_output",)
+
+    def __init__(self, X, y, time, sparse_output):
+        super().__init__(X, y, time)
+        self.sparse_output = sparse_output
+
+    def __reduce__(self):
+        return (Stacked, (self.X, self.y, self.time, self.sparse_output))
+
+
+def stack_columns(config, parts, fitted=None):
+    """Concatenate ColumnTransformer branches like ``ColumnTransformer._hstack``.
+
+    ``config`` holds (branch names, weights, sparse_threshold, n_samples key
+    unused); ``fitted`` is the training-side result whose sparse choice the
+    test side follows.
+    """
+    import numpy as np
+    from scipy import sparse
+    from sklearn.utils import check_array
+
+    if isinstance(fitted, Failed):
+        return fitted
+    failed = [p for p in parts if isinstance(p, Failed)]
+    if failed:
+        return Failed(failed[0].error, max(p.time for p in parts if hasattr(p, "time")))
+    names, weights, threshold = config.value
+    y = parts[0].y if parts else None
+    Xs = []
+    for name, part, weight in zip(names, parts, weights):
+        X = part.X
+        if not (sparse.issparse(X) or hasattr(X, "iloc") or hasattr(X, "shape")) or len(X.shape) != 2:
+            raise ValueError(
+                f"The output of the '{name}' transformer should be 2D (numpy array, "
+                "scipy sparse array, dataframe)."
+            )
+        Xs.append(X if weight is None else X * weight)
+    if fitted is not None:
+        sparse_output = fitted.sparse_output
+    elif any(sparse.issparse(X) for X in Xs):
+        nnz = sum(X.nnz if sparse.issparse(X) else X.shape[0] * X.shape[1] for X in Xs)
+        total = sum(X.shape[0] * X.shape[1] for X in Xs)
+        sparse_output = nnz / total < threshold
+    else:
+        sparse_output = False
+    if sparse_output:
+        try:
+            Xs = [check_array(X, accept_sparse=True, ensure_all_finite=False) for X in Xs]
+        except ValueError as e:
+            raise ValueError(
+                "For a sparse output, all columns should be a numeric or convertible "
+                "to a numeric."
+            ) from e
+        out = sparse.hstack(Xs).tocsr()
+    else:
+        out = np.hstack([X.toarray() if sparse.issparse(X) else X for X in Xs])
+    elapsed = sum(p.time for p in parts)
+    if fitted is None:
+        return Stacked(out, y, elapsed, sparse_output)
+    return Part(out, y, elapsed)
+
+
 def empty_union(part):
     """A FeatureUnion whose branches are all dropped outputs no columns."""
     import numpy as np

@@ -174,7 +174,7 @@ class _Evaluator:
             raise_errors=search.error_score == "raise",
             return_train_score=search.return_train_score,
         )
-        planner = Planner(spec, graph)
+        planner = Planner(spec, graph, self.X)
         n_candidates, n_splits = len(candidate_params), len(splits)
         keys = []
         for cand, params in enumerate(candidate_params):

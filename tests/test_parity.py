@@ -379,3 +379,18 @@ def test_bad_input_raises_sklearns_error(name):
 def test_bad_scheduler_is_a_clear_error():
     with pytest.raises(ValueError, match="scheduler must be"):
         dkm.GridSearchCV(SVC(), {"C": [1.0]}, scheduler="gpu").fit(Xc, yc)
+
+
+def case_column_transformer_sparse_threshold():
+    df, target = _frame()
+    ct = ColumnTransformer(
+        [("cat", OneHotEncoder(), ["cat"]), ("num", "passthrough", [0, 1])],
+        remainder=StandardScaler(),
+        transformer_weights={"cat": 3.0},
+    )
+    pipe = Pipeline([("ct", ct), ("clf", LogisticRegression())])
+    grid = {"ct__sparse_threshold": [0.0, 0.9], "ct__cat__drop": [None, "first"], "clf__C": [0.1, 1.0]}
+    return dict(estimator=pipe, param_grid=grid, return_train_score=True), (df, target), {}
+
+
+CASES["column_transformer_sparse_threshold"] = case_column_transformer_sparse_threshold

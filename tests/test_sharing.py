@@ -118,3 +118,20 @@ def test_no_sharing_when_scoring_callable_may_inspect_pipeline():
     pipe = Pipeline([("a", CountingTransformer(tag="a")), ("clf", LogisticRegression())])
     GridSearchCV(pipe, {"clf__C": [0.1, 1.0]}, cv=3, scoring=scoring, scheduler="sync").fit(X, y)
     assert set(seen) == {"Pipeline"}
+
+
+def test_column_transformer_branches_shared():
+    from sklearn.compose import ColumnTransformer
+
+    ct = ColumnTransformer(
+        [("c1", CountingTransformer(tag="c1"), [0, 1]), ("c2", CountingTransformer(tag="c2"), [2, 3])],
+        remainder=CountingTransformer(tag="rest"),
+    )
+    pipe = Pipeline([("ct", ct), ("clf", LogisticRegression())])
+    grid = {"ct__c2__factor": [1.0, 2.0, 3.0], "clf__C": [0.1, 1.0]}
+    GridSearchCV(pipe, grid, cv=3, scheduler="sync").fit(X, y)
+    assert CALLS[("c1", "fit")] == 3 + 1
+    assert CALLS[("rest", "fit")] == 3 + 1
+    assert CALLS[("c2", "fit")] == 3 * 3 + 1
+    # Test folds: c1 transformed once per fold, not once per candidate.
+    assert CALLS[("c1", "transform")] == 2 * 3 + 1
