@@ -385,4 +385,11 @@ def format_results(search, candidate_params, n_splits, out, more_results):
     dtypes, masks, ranks); calling it is what keeps dklearn equal to the
     installed scikit-learn.
     """
-    return search._format_results(candidate_params, n_splits, out, more_results)
+    method = getattr(search, "_format_results", None)
+    if method is not None:
+        return method(candidate_params, n_splits, out, more_results)
+    from ._results import format_results as fallback
+
+    return fallback(
+        candidate_params, n_splits, out, more_results, search.return_train_score
+    )

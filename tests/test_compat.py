@@ -1,0 +1,154 @@
+"""Each fallback in dklearn._compat and dklearn._results against the private helper it replaces.
+
+If a scikit-learn release removes a helper, dklearn switches to the fallback;
+these tests are what make that switch safe.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from sklearn.datasets import make_classification
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import GridSearchCV
+from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
+
+from dklearn import _compat, _results
+
+from ._helpers import assert_same_results
+
+X, y = make_classification(n_samples=60, n_features=5, random_state=0)
+
+
+def _records(n_candidates, n_splits, multimetric, failing=(), train=True):
+    rng = np.random.RandomState(0)
+    out = []
+    for cand in range(n_candidates):
+        for _ in range(n_splits):
+            value = np.nan if cand in failing else float(rng.uniform())
+            scores = {"a": value, "b": value / 2} if multimetric else value
+            record = {"fit_error": None, "test_scores": scores, "n_test_samples": 10,
+                      "fit_time": rng.uniform(), "score_time": rng.uniform()}
+            if train:
+                record["train_scores"] = scores
+            out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("multimetric", [False, True])
+@pytest.mark.parametrize("failing", [(), (1,), (0, 1, 2)])
+def test_format_results_fallback_equals_sklearn(multimetric, failing):
+    params = [{"C": 1.0, "kernel": "rbf"}, {"C": 2.0}, {"kernel": "linear", "degree": [1, 2]}]
+    search = GridSearchCV(SVC(), {"C": [1.0]}, return_train_score=True)
+    out = _records(3, 4, multimetric, failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = search._format_results(params, 4, [dict(r) for r in out], {})
+        got = _results.format_results(params, 4, [dict(r) for r in out], {}, True)
+
+    class Holder:
+        pass
+
+    sk, dk = Holder(), Holder()
+    sk.cv_results_, dk.cv_results_ = expected, got
+    assert_same_results(sk, dk, timing=True)
+
+
+def test_format_results_switches_to_fallback_without_the_method():
+    class NoMethod:
+        return_train_score = False
+
+    out = _records(2, 3, False, train=False)
+    results = _compat.format_results(NoMethod(), [{"C": 1}, {"C": 2}], 3, out, {})
+    assert results["rank_test_score"].dtype == np.int32
+    assert list(results["param_C"]) == [1, 2]
+
+
+@pytest.mark.parametrize("data", ["array", "frame", "sparse", "list"])
+def test_indexing_fallback(data):
+    rows = np.array([3, 0, 5])
+    X_ = {"array": X, "frame": pd.DataFrame(X), "sparse": sparse.csr_matrix(X),
+          "list": [str(v) for v in X[:, 0]]}[data]
+    expected = _compat._sk_safe_indexing(X_, rows)
+    got = _compat._fallback_indexing(X_, rows)
+    if sparse.issparse(expected):
+        expected, got = expected.toarray(), got.toarray()
+    np.testing.assert_array_equal(np.asarray(expected), np.asarray(got))
+
+
+@pytest.mark.parametrize("key", [[0, 2], ["b", "c"], slice(1, 3), [True, False, True], "c", 1])
+def test_column_indices_fallback(key):
+    frame = pd.DataFrame(X[:, :3], columns=["a", "b", "c"])
+    assert list(_compat._sk_column_indices(frame, key)) == list(
+        _compat._fallback_column_indices(frame, key)
+    )
+
+
+@pytest.mark.parametrize("kernel", ["rbf", "precomputed"])
+def test_safe_split_fallback(kernel):
+    K = X @ X.T if kernel == "precomputed" else X
+    est = SVC(kernel=kernel)
+    train, test = np.arange(0, 40), np.arange(40, 60)
+    for rows, cols in ((train, None), (test, train)):
+        a = _compat._sk_safe_split(est, K, y, rows, cols)
+        b = _compat._fallback_safe_split(est, K, y, rows, cols)
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_check_method_params_fallback():
+    params = {"sample_weight": np.arange(60.0), "other": 3, "short": [1, 2]}
+    rows = np.array([1, 5, 7])
+    a = _compat._sk_check_params(X, params=params, indices=rows)
+    b = _compat._fallback_check_method_params(X, params=params, indices=rows)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_score_fallback_matches_on_success_and_failure():
+    est = DecisionTreeClassifier(random_state=0).fit(X, y)
+    scorer = get_scorer("accuracy")
+    assert _compat._sk_score(est, X, y, scorer, {}, np.nan) == _compat._fallback_score(
+        est, X, y, scorer, {}, np.nan
+    )
+
+    def broken(estimator, X_, y_):
+        raise RuntimeError("boom")
+
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        a = _compat._sk_score(est, X, y, broken, {}, -1.0)
+    with pytest.warns(UserWarning, match="Scoring failed"):
+        b = _compat._fallback_score(est, X, y, broken, {}, -1.0)
+    assert a == b == -1.0
+
+
+@pytest.mark.parametrize("n_failed", [1, 3])
+def test_warn_or_raise_fallback(n_failed):
+    results = [{"fit_error": "Traceback: boom" if i < n_failed else None} for i in range(3)]
+    outcomes = []
+    for func in (_compat._sk_warn_or_raise, _compat._fallback_warn_or_raise):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                func(results, np.nan)
+                outcomes.append(("warn", [str(w.message) for w in caught]))
+            except ValueError as e:
+                outcomes.append(("raise", str(e)))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_insert_error_scores_fallback():
+    def records():
+        return [
+            {"fit_error": "boom", "test_scores": 0.0, "train_scores": 0.0},
+            {"fit_error": None, "test_scores": {"a": 1.0, "b": 2.0}, "train_scores": {"a": 1.0, "b": 2.0}},
+        ]
+
+    a, b = records(), records()
+    _compat._sk_insert_error_scores(a, -1.0)
+    _compat._fallback_insert_error_scores(b, -1.0)
+    assert a == b
