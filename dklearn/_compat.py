@@ -366,6 +366,37 @@ def begin_callbacks(search, X, y, metadata):
     )
 
 
+def evaluation_contexts(search, ctx, n_evaluations):
+    """One callback context per (candidate, fold), made before any task runs.
+
+    None when no callback is registered: then nothing needs to see each
+    evaluation's whole estimator, and work is shared as usual.
+    """
+    if ctx is None or isinstance(ctx, _NoCallbacks) or not getattr(search, "_skl_callbacks", None):
+        return None
+    return [
+        ctx.subcontext(task_name="candidate-split-evaluation", task_id=i)
+        for i in range(n_evaluations)
+    ]
+
+
+def inconsistent_splits_message(expected, got):
+    # The wording changed in scikit-learn 1.9 ("returned" -> "return").
+    verb = "return" if _version() >= (1, 9) else "returned"
+    return (
+        f"cv.split and cv.get_n_splits {verb} inconsistent results. "
+        f"Expected {expected} splits, got {got}"
+    )
+
+
+def _version():
+    parts = []
+    for piece in sklearn.__version__.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
 def run_search(search, evaluate_candidates, ctx):
     """Call ``_run_search`` with a callback context when it takes one."""
     from inspect import signature

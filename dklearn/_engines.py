@@ -18,8 +18,14 @@ a Client / 'tcp://..'  ``Client.get`` on that cluster
 
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
+
+scikit-learn's configuration (``config_context``: metadata routing, array
+API dispatch, ``transform_output``, ...) is thread-local; every worker thread
+or process is started with the caller's, and on a cluster every task carries
+it.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import joblib
@@ -67,21 +73,25 @@ def check_scheduler(scheduler):
     )
 
 
-def run(graph, keys, scheduler=None, n_jobs=None):
-    """Compute ``keys`` of ``graph``; return their values as a list."""
+def run(graph, keys, scheduler=None, n_jobs=None, config=None):
+    """Compute ``keys`` of ``graph``; return their values as a list.
+
+    ``config`` is ``sklearn.get_config()`` of the caller, for the workers.
+    """
     check_scheduler(scheduler)
+    config = config or {}
     if scheduler is None:
         client = active_client()
         if client is not None:
-            return _run_distributed(client, graph, keys)
+            return _run_distributed(client, graph, keys, config)
         scheduler = "threads"
     if isinstance(scheduler, str) and "://" in scheduler:
         from distributed import Client
 
         with Client(scheduler, set_as_default=False) as client:
-            return _run_distributed(client, graph, keys)
+            return _run_distributed(client, graph, keys, config)
     if not isinstance(scheduler, str):
-        return _run_distributed(scheduler, graph, keys)
+        return _run_distributed(scheduler, graph, keys, config)
 
     workers = n_workers(n_jobs)
     if scheduler == "sync" or workers == 1:
@@ -92,21 +102,42 @@ def run(graph, keys, scheduler=None, n_jobs=None):
     if scheduler == "threads":
         import dask.threaded
 
-        # The cap is process-wide: it holds for every worker thread.
-        with threadpool_limits(limits=blas):
-            return list(dask.threaded.get(graph, keys, num_workers=workers))
+        # The BLAS cap is process-wide: it holds for every worker thread.
+        with threadpool_limits(limits=blas), ThreadPoolExecutor(
+            workers, initializer=_set_sklearn_config, initargs=(config,)
+        ) as pool:
+            return list(dask.threaded.get(graph, keys, pool=pool, num_workers=workers))
     import dask.multiprocessing
 
     return list(
         dask.multiprocessing.get(
-            graph, keys, num_workers=workers, initializer=partial(_cap_blas, blas)
+            graph, keys, num_workers=workers, initializer=partial(_start_worker, blas, config)
         )
     )
 
 
-def _cap_blas(limit):  # pragma: no cover - runs in worker processes
-    threadpool_limits(limits=limit)
+def _set_sklearn_config(config):
+    import sklearn
+
+    sklearn.set_config(**config)
 
 
-def _run_distributed(client, graph, keys):
-    return list(client.get(graph, keys, sync=True))
+def _start_worker(blas, config):  # pragma: no cover - runs in worker processes
+    threadpool_limits(limits=blas)
+    _set_sklearn_config(config)
+
+
+def _run_distributed(client, graph, keys, config):
+    from ._tasks import Const, with_config
+
+    wrapped = {key: _wrap(task, Const(config), with_config) for key, task in graph.items()}
+    return list(client.get(wrapped, keys, sync=True))
+
+
+def _wrap(task, config, with_config):
+    """Make every call of a task (nested ones too) run under ``config``."""
+    if isinstance(task, tuple) and task and callable(task[0]):
+        return (with_config, config, task[0], *(_wrap(a, config, with_config) for a in task[1:]))
+    if isinstance(task, list):
+        return [_wrap(a, config, with_config) for a in task]
+    return task

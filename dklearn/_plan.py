@@ -113,9 +113,15 @@ class Planner:
     graph: dict = field(default_factory=dict)
     data: object = None  # X itself: ColumnTransformer column callables read it
 
-    def candidate(self, estimator, fold, label):
-        """Key of the task that yields this (candidate, fold)'s result record."""
+    def candidate(self, estimator, fold, label, callback=None):
+        """Key of the task that yields this (candidate, fold)'s result record.
+
+        ``callback`` (scikit-learn's fit callbacks, per evaluation) makes the
+        task this evaluation's own: the whole estimator, a key of its own.
+        """
         flow = self._raw(estimator, fold)
+        if callback is not None:
+            return self._final(estimator, flow, self.spec.fit_params, fold, label, callback)
         if not self.spec.decompose:
             return self._final(estimator, flow, self.spec.fit_params, fold, label)
         return self._final_node(estimator, flow, self.spec.fit_params, fold, label)
@@ -161,12 +167,12 @@ class Planner:
             return self._final_node(last, flow, last_params, fold, label)
         return self._final(estimator, flow, params, fold, label)
 
-    def _final(self, estimator, flow, params, fold, label):
+    def _final(self, estimator, flow, params, fold, label, callback=None):
         spec = self.spec
         key = "score-{}-{}".format(
             type(estimator).__name__,
             tokenize(estimator_token(estimator), flow.token, estimator_token(params),
-                     spec.scorer_token),
+                     spec.scorer_token, None if callback is None else label[1:]),
         )
         if key not in self.graph:
             self.graph[key] = (
@@ -182,6 +188,7 @@ class Planner:
                 else Const({}),
                 spec.config_key,
                 Const(label),
+                callback,
             )
         return key
 

@@ -256,7 +256,7 @@ class ScoreConfig:
 
 
 def fit_and_score(final, train, test, train_again, fit_params, test_params,
-                  train_params, config, label):
+                  train_params, config, label, callback=None):
     """Fit the last estimator of a path and score it: one (candidate, fold) result.
 
     ``train`` is the training rows as the estimator sees them (its input
@@ -265,6 +265,9 @@ def fit_and_score(final, train, test, train_again, fit_params, test_params,
     through them with ``transform`` (scikit-learn scores training rows with
     ``predict``, not with ``fit_transform``'s output).  Returns the record
     ``sklearn.model_selection._validation._fit_and_score`` returns.
+
+    ``callback``, when scikit-learn's fit callbacks are in use, holds this
+    evaluation's callback context and the search that owns it.
     """
     config = config.value
     fit_params, test_params, train_params = map(_value, (fit_params, test_params, train_params))
@@ -276,10 +279,7 @@ def fit_and_score(final, train, test, train_again, fit_params, test_params,
         estimator = clone(final.value)
         start = time.time()
         try:
-            if train.y is None:
-                estimator.fit(train.X, **fit_params)
-            else:
-                estimator.fit(train.X, train.y, **fit_params)
+            _fit(estimator, train, fit_params, callback)
         except Exception:
             if error_score == "raise":
                 raise
@@ -314,6 +314,23 @@ def fit_and_score(final, train, test, train_again, fit_params, test_params,
     if config.verbose > 1:
         _print_end(label.value, result, config)
     return result
+
+
+def _fit(estimator, train, fit_params, callback):
+    args = (train.X,) if train.y is None else (train.X, train.y)
+    if callback is None:
+        estimator.fit(*args, **fit_params)
+        return
+    ctx, caller = callback.value
+    weight = fit_params.get("sample_weight")
+    hook = dict(estimator=caller, X=train.X, y=train.y,
+                metadata=None if weight is None else {"sample_weight": weight})
+    try:
+        with ctx.propagate_callback_context(estimator):
+            ctx.call_on_fit_task_begin(**hook)
+            estimator.fit(*args, **fit_params)
+    finally:
+        ctx.call_on_fit_task_end(**hook)
 
 
 def _n_samples(part):
@@ -356,6 +373,14 @@ def _short_time(t):
     if t > 60:
         return f"{t / 60:4.1f}min"
     return f" {t:5.1f}s"
+
+
+def with_config(config, func, *args):
+    """Run ``func(*args)`` under the caller's scikit-learn configuration."""
+    import sklearn
+
+    with sklearn.config_context(**config.value):
+        return func(*args)
 
 
 def _value(arg):

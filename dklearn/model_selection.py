@@ -20,6 +20,7 @@ from collections import defaultdict
 import time
 
 import numpy as np
+import sklearn
 from dask.base import tokenize
 from sklearn import model_selection as _sk
 from sklearn.base import clone, is_classifier
@@ -67,16 +68,13 @@ class _SharedWorkSearch:
             candidate_params = list(candidate_params)
             splits = list(cv.split(X, y, **routed.splitter.split))
             if len(splits) != self.n_splits_:
-                raise ValueError(
-                    "cv.split and cv.get_n_splits return inconsistent results. "
-                    f"Expected {self.n_splits_} splits, got {len(splits)}"
-                )
+                raise ValueError(_compat.inconsistent_splits_message(self.n_splits_, len(splits)))
             if self.verbose > 0:
                 print(
                     f"Fitting {self.n_splits_} folds for each of {len(candidate_params)} "
                     f"candidates, totalling {len(candidate_params) * self.n_splits_} fits"
                 )
-            out = evaluator.evaluate(base_estimator, candidate_params, splits)
+            out = evaluator.evaluate(base_estimator, candidate_params, splits, callback_ctx)
             if len(out) < 1:
                 raise ValueError(
                     "No fits were performed. Was the CV iterator empty? "
@@ -145,8 +143,10 @@ class _Evaluator:
         self.X_key, self.y_key = f"X-{data_token}", f"y-{data_token}"
         self.data_token = data_token
 
-    def evaluate(self, base_estimator, candidate_params, splits):
+    def evaluate(self, base_estimator, candidate_params, splits, callback_ctx=None):
         search = self.search
+        n_candidates, n_splits = len(candidate_params), len(splits)
+        contexts = _compat.evaluation_contexts(search, callback_ctx, n_candidates * n_splits)
         score_params = dict(self.routed.scorer.score)
         fold_keys, graph = [], {self.X_key: Const(self.X), self.y_key: Const(self.y)}
         for train, test in splits:
@@ -175,14 +175,18 @@ class _Evaluator:
             return_train_score=search.return_train_score,
         )
         planner = Planner(spec, graph, self.X)
-        n_candidates, n_splits = len(candidate_params), len(splits)
         keys = []
         for cand, params in enumerate(candidate_params):
             estimator = clone(base_estimator).set_params(**_compat.clone_params(params))
             for fold in range(n_splits):
                 label = (params, fold, n_splits, cand, n_candidates)
-                keys.append(planner.candidate(estimator, fold, label))
-        records = _engines.run(planner.graph, keys, search.scheduler, search.n_jobs)
+                callback = None
+                if contexts is not None:
+                    callback = Const((contexts[cand * n_splits + fold], search))
+                keys.append(planner.candidate(estimator, fold, label, callback))
+        records = _engines.run(
+            planner.graph, keys, search.scheduler, search.n_jobs, sklearn.get_config()
+        )
         # Records are shared between candidates with equal keys: copy them, as
         # scikit-learn's helpers may edit them in place.
         return [dict(r) for r in records]

@@ -1,0 +1,96 @@
+"""One conformance suite, run against every engine.
+
+Every scheduler must give the same cv_results_ as 'sync', carry the
+caller's scikit-learn configuration to its workers, and raise a failing
+fit's own exception with error_score='raise'.
+"""
+
+import numpy as np
+import pytest
+import sklearn
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from dklearn import _engines
+from dklearn.model_selection import GridSearchCV
+
+from ._helpers import assert_same_results
+
+X, y = make_classification(n_samples=90, n_features=6, random_state=0)
+
+
+class ConfigProbe(ClassifierMixin, BaseEstimator):
+    """Fails to fit unless scikit-learn's working_memory is the expected one."""
+
+    def __init__(self, expected=None, C=1.0):
+        self.expected = expected
+        self.C = C
+
+    def fit(self, X, y):
+        seen = sklearn.get_config()["working_memory"]
+        if seen != self.expected:
+            raise AssertionError(f"worker saw working_memory={seen}, not {self.expected}")
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    ) as cluster, distributed.Client(cluster, set_as_default=False) as client:
+        yield client
+
+
+@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
+def scheduler(request):
+    if request.param == "cluster":
+        return request.getfixturevalue("local_cluster")
+    return request.param
+
+
+def test_same_results_as_sync(scheduler):
+    pipe = Pipeline([("pca", PCA(random_state=0)), ("clf", LogisticRegression())])
+    grid = {"pca__n_components": [2, 4], "clf__C": [0.1, 1.0]}
+    ref = GridSearchCV(pipe, grid, scheduler="sync", return_train_score=True).fit(X, y)
+    got = GridSearchCV(pipe, grid, scheduler=scheduler, n_jobs=2, return_train_score=True).fit(X, y)
+    assert_same_results(ref, got)
+
+
+def test_workers_see_the_callers_sklearn_config(scheduler):
+    with sklearn.config_context(working_memory=123):
+        search = GridSearchCV(
+            ConfigProbe(expected=123), {"C": [1.0, 2.0]}, cv=3,
+            scheduler=scheduler, n_jobs=2, error_score="raise",
+        )
+        search.fit(X, y)
+    assert search.best_params_ == {"C": 1.0}
+
+
+def test_error_score_raise_propagates_the_exception(scheduler):
+    search = GridSearchCV(
+        ConfigProbe(expected=-1), {"C": [1.0]}, cv=3, scheduler=scheduler, n_jobs=2,
+        error_score="raise",
+    )
+    with pytest.raises(AssertionError, match="worker saw working_memory"):
+        search.fit(X, y)
+
+
+@pytest.mark.parametrize("n_jobs, expected", [(None, "cores"), (-1, "cores"), (1, 1), (3, 3)])
+def test_n_jobs_means_workers(n_jobs, expected, monkeypatch):
+    monkeypatch.setattr(_engines.joblib, "cpu_count", lambda: 4)
+    assert _engines.n_workers(n_jobs) == (4 if expected == "cores" else expected)
+
+
+def test_n_jobs_negative_counts_back_from_cores(monkeypatch):
+    monkeypatch.setattr(_engines.joblib, "cpu_count", lambda: 4)
+    assert _engines.n_workers(-2) == 3
+    with pytest.raises(ValueError, match="n_jobs == 0"):
+        _engines.n_workers(0)
