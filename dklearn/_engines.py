@@ -7,7 +7,7 @@ picks one and returns the values of ``keys`` in order:
 ``scheduler``          engine
 =====================  ==================================================
 None                   the active dask.distributed Client if there is one,
-                       else the local default ('threads')
+                       else the local default (below)
 'sync'                 ``dask.local.get_sync``: in this thread, in order
 'threads'              ``dask.threaded.get`` with ``n_jobs`` threads
 'processes'            ``dask.multiprocessing.get`` with ``n_jobs`` processes
@@ -15,6 +15,19 @@ a Client / 'tcp://..'  ``Client.get`` on that cluster
 =====================  ==================================================
 
 ``n_jobs=None`` or -1 means every core, 1 means sequential in this thread.
+
+The local default is chosen by measurement, while the search runs.  Threads
+share every intermediate result for free, and most of scikit-learn's heavy
+work (BLAS, liblinear, libsvm, tree building) releases the GIL; but an
+estimator that holds the GIL (MLPClassifier with small batches) runs no
+faster on two threads than on one.  So the search starts on threads and
+watches the CPU time the process gets: if, after a second of work, the
+threads use less than 65% of the cores they were given, the graph has
+nothing to share between tasks (no pipeline prefix), and so nothing to lose
+by moving, the search restarts on processes.  The probe's work is lost, at
+most about a second per worker.  (Measured on 2 cores, benchmarks/run.py:
+MLP, threads 1.9x slower than scikit-learn, processes 0.8x; PCA pipeline,
+threads 0.7x, processes 1.9x.)
 
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
@@ -25,11 +38,14 @@ or process is started with the caller's, and on a cluster every task carries
 it.
 """
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import joblib
 from threadpoolctl import threadpool_limits
+
+from . import _tasks
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -80,6 +96,7 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None):
     """
     check_scheduler(scheduler)
     config = config or {}
+    auto = scheduler is None
     if scheduler is None:
         client = active_client()
         if client is not None:
@@ -100,18 +117,72 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None):
         return list(dask.local.get_sync(graph, keys))
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
-        import dask.threaded
+        probe = _GilProbe(workers) if auto and not _shares_work(graph) else None
+        try:
+            return _run_threads(graph, keys, workers, blas, config, probe)
+        except _ThreadsStarved:
+            # What the threads finished is kept; only the rest moves.
+            graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in probe.results.items()}}
+    return _run_processes(graph, keys, workers, blas, config)
 
-        # The BLAS cap is process-wide: it holds for every worker thread.
-        with threadpool_limits(limits=blas), ThreadPoolExecutor(
-            workers, initializer=_set_sklearn_config, initargs=(config,)
-        ) as pool:
-            return list(dask.threaded.get(graph, keys, pool=pool, num_workers=workers))
+
+def _shares_work(graph):
+    """Whether tasks pass intermediate results (fitted prefixes) to each other."""
+    return any(isinstance(k, str) and k.startswith(("fit-", "union-")) for k in graph)
+
+
+class _ThreadsStarved(Exception):
+    """Raised by the probe to abandon a threaded run that the GIL serializes."""
+
+
+class _GilProbe:
+    """A dask posttask callback that measures how much CPU the threads get."""
+
+    def __init__(self, workers, after_seconds=0.5, threshold=0.65):
+        self.workers = workers
+        self.after_seconds = after_seconds
+        self.threshold = threshold
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        self.results = {}
+        self.decided = False
+
+    def __call__(self, key, result, dsk, state, worker_id):
+        self.results[key] = result
+        if self.decided:
+            return
+        wall = time.perf_counter() - self.wall0
+        if wall < self.after_seconds:
+            return
+        self.decided = True
+        used = (time.process_time() - self.cpu0) / wall
+        if used < self.threshold * self.workers and state["ready"]:
+            raise _ThreadsStarved()
+
+
+def _run_threads(graph, keys, workers, blas, config, probe=None):
+    import dask.threaded
+
+    callbacks = [(None, None, None, probe, None)] if probe is not None else None
+    # The BLAS cap is process-wide: it holds for every worker thread.
+    with threadpool_limits(limits=blas), ThreadPoolExecutor(
+        workers, initializer=_set_sklearn_config, initargs=(config,)
+    ) as pool:
+        return list(
+            dask.threaded.get(graph, keys, pool=pool, num_workers=workers, callbacks=callbacks)
+        )
+
+
+def _run_processes(graph, keys, workers, blas, config):
     import dask.multiprocessing
 
+    Const, Shared = _tasks.Const, _tasks.Shared
+    # Data goes to each process once, at start-up, instead of once per task.
+    shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
+    graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
     return list(
         dask.multiprocessing.get(
-            graph, keys, num_workers=workers, initializer=partial(_start_worker, blas, config)
+            graph, keys, num_workers=workers,
+            initializer=partial(_start_worker, blas, config, shared),
         )
     )
 
@@ -122,15 +193,14 @@ def _set_sklearn_config(config):
     sklearn.set_config(**config)
 
 
-def _start_worker(blas, config):  # pragma: no cover - runs in worker processes
+def _start_worker(blas, config, shared):  # pragma: no cover - runs in worker processes
     threadpool_limits(limits=blas)
     _set_sklearn_config(config)
+    _tasks.receive_shared(shared)
 
 
 def _run_distributed(client, graph, keys, config):
-    from ._tasks import Const, with_config
-
-    wrapped = {key: _wrap(task, Const(config), with_config) for key, task in graph.items()}
+    wrapped = {key: _wrap(task, _tasks.Const(config), _tasks.with_config) for key, task in graph.items()}
     return list(client.get(wrapped, keys, sync=True))
 
 

@@ -44,6 +44,35 @@ class Const:
         return (Const, (self.value,))
 
 
+# Inputs sent to a worker process once, when it starts (see _engines), by key.
+_SHARED = {}
+
+
+class Shared:
+    """Stands for a ``Const`` whose value each worker process received at start.
+
+    It pickles as its key alone, so a process-pool task that reads X ships
+    a few bytes instead of X.
+    """
+
+    __slots__ = ("key",)
+
+    def __init__(self, key):
+        self.key = key
+
+    @property
+    def value(self):
+        return _SHARED[self.key]
+
+    def __reduce__(self):
+        return (Shared, (self.key,))
+
+
+def receive_shared(values):
+    """Worker start-up: keep the inputs that ``Shared`` entries name."""
+    _SHARED.update(values)
+
+
 class Part:
     __slots__ = ("X", "y", "time")
 
@@ -375,6 +404,11 @@ def _short_time(t):
     return f" {t:5.1f}s"
 
 
+def unwrap(const):
+    """A result computed earlier, put back into a graph as a task."""
+    return const.value
+
+
 def with_config(config, func, *args):
     """Run ``func(*args)`` under the caller's scikit-learn configuration."""
     import sklearn
@@ -384,4 +418,4 @@ def with_config(config, func, *args):
 
 
 def _value(arg):
-    return arg.value if isinstance(arg, Const) else arg
+    return arg.value if isinstance(arg, (Const, Shared)) else arg

@@ -94,3 +94,52 @@ def test_n_jobs_negative_counts_back_from_cores(monkeypatch):
     assert _engines.n_workers(-2) == 3
     with pytest.raises(ValueError, match="n_jobs == 0"):
         _engines.n_workers(0)
+
+
+class GilHolder(ClassifierMixin, BaseEstimator):
+    """Spends its fit in a pure-Python loop: two threads run it no faster than one."""
+
+    def __init__(self, n=2_000_000, C=1.0):
+        self.n = n
+        self.C = C
+
+    def fit(self, X, y):
+        total = 0
+        for i in range(self.n):
+            total += i % 7
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+class _Spy:
+    """Wraps a real engine function and counts its calls (it still does the work)."""
+
+    def __init__(self, func):
+        self.func, self.calls = func, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.func(*args, **kwargs)
+
+
+def test_default_moves_gil_bound_searches_to_processes(monkeypatch):
+    if _engines.n_workers(None) < 2:
+        pytest.skip("needs two cores")
+    spy = _Spy(_engines._run_processes)
+    monkeypatch.setattr(_engines, "_run_processes", spy)
+    grid = {"C": [1.0, 2.0, 3.0, 4.0]}
+    ref = GridSearchCV(GilHolder(), grid, cv=3, scheduler="sync").fit(X, y)
+    got = GridSearchCV(GilHolder(), grid, cv=3).fit(X, y)
+    assert spy.calls == 1
+    assert_same_results(ref, got)
+
+
+def test_default_keeps_shared_work_on_threads(monkeypatch):
+    spy = _Spy(_engines._run_processes)
+    monkeypatch.setattr(_engines, "_run_processes", spy)
+    pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", GilHolder(n=500_000))])
+    GridSearchCV(pipe, {"clf__C": [1.0, 2.0, 3.0, 4.0]}, cv=3).fit(X, y)
+    assert spy.calls == 0
