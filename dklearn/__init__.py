@@ -7,6 +7,7 @@ share (pipeline prefixes, union branches, test-fold transforms) runs once.
 
 from importlib.metadata import PackageNotFoundError, version
 
+from . import _joblib
 from .model_selection import GridSearchCV, RandomizedSearchCV
 from .pipeline import FeatureUnion, Pipeline, make_pipeline, make_union
 
@@ -14,6 +15,8 @@ try:
     __version__ = version("dklearn")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
+
+_joblib.register()
 
 __all__ = [
     "FeatureUnion",

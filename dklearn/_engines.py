@@ -89,10 +89,12 @@ def check_scheduler(scheduler):
     )
 
 
-def run(graph, keys, scheduler=None, n_jobs=None, config=None):
+def run(graph, keys, scheduler=None, n_jobs=None, config=None, lost=None):
     """Compute ``keys`` of ``graph``; return their values as a list.
 
     ``config`` is ``sklearn.get_config()`` of the caller, for the workers.
+    ``lost(key, error)`` gives the value of a key whose task kept killing
+    the workers that ran it (on a cluster: dask's KilledWorker); it may raise.
     """
     check_scheduler(scheduler)
     config = config or {}
@@ -100,15 +102,15 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None):
     if scheduler is None:
         client = active_client()
         if client is not None:
-            return _run_distributed(client, graph, keys, config)
+            return _run_distributed(client, graph, keys, config, lost)
         scheduler = "threads"
     if isinstance(scheduler, str) and "://" in scheduler:
         from distributed import Client
 
         with Client(scheduler, set_as_default=False) as client:
-            return _run_distributed(client, graph, keys, config)
+            return _run_distributed(client, graph, keys, config, lost)
     if not isinstance(scheduler, str):
-        return _run_distributed(scheduler, graph, keys, config)
+        return _run_distributed(scheduler, graph, keys, config, lost)
 
     workers = n_workers(n_jobs)
     if scheduler == "sync" or workers == 1:
@@ -199,15 +201,82 @@ def _start_worker(blas, config, shared):  # pragma: no cover - runs in worker pr
     _tasks.receive_shared(shared)
 
 
-def _run_distributed(client, graph, keys, config):
-    wrapped = {key: _wrap(task, _tasks.Const(config), _tasks.with_config) for key, task in graph.items()}
-    return list(client.get(wrapped, keys, sync=True))
+def _run_distributed(client, graph, keys, config, lost=None, attempts=3):
+    """Run on a dask.distributed cluster: data sent once, only records come back.
+
+    The data entries of the graph (X, y, fit parameters) are scattered to
+    every worker once (``broadcast``: losing a worker loses no data); fitted
+    steps and transformed folds stay on the workers; only the final tasks'
+    score records are gathered.  A task that raises fails fast: the search
+    cancels the rest and re-raises.  A task that kills its workers until
+    dask gives up (KilledWorker) is handed to ``lost``.  If every worker
+    holding the data died, the unfinished part is submitted again, with the
+    data inside the graph so that the scheduler can recreate it.  Inside tasks, joblib uses the same cluster (nested
+    ``n_jobs``), seceding while it waits.
+    """
+    values = {}
+    for attempt in range(attempts):
+        remaining = [k for k in dict.fromkeys(keys) if k not in values]
+        if not remaining:
+            break
+        # After a loss, the data travels inside the graph instead: the
+        # scheduler can then recreate it on a new worker by itself, and a
+        # fit that keeps killing workers ends as dask's KilledWorker.
+        values.update(_submit(client, graph, remaining, config, lost, scatter=attempt == 0))
+    missing = [k for k in keys if k not in values]
+    if missing:
+        raise RuntimeError(
+            f"The cluster lost the search's data {attempts} times (every worker that "
+            f"held it died); {len(missing)} fits did not run. Check the workers' logs."
+        )
+    return [values[k] for k in keys]
 
 
-def _wrap(task, config, with_config):
-    """Make every call of a task (nested ones too) run under ``config``."""
+def _submit(client, graph, keys, config, lost, scatter=True):
+    """One submission of ``keys``; returns the values it got (lost data: absent)."""
+    from distributed import as_completed
+
+    data = {k: v for k, v in graph.items() if isinstance(v, _tasks.Const)}
+    scattered = client.scatter(data, broadcast=True, hash=False) if data and scatter else {}
+    settings = _tasks.Const({"sklearn": config, "joblib": "dask"})
+    # Tasks name the scattered futures directly (not through an alias task,
+    # whose output would live on one worker and be copied to the others).
+    wrapped = {
+        key: _wrap(task, settings, _tasks.with_config, scattered)
+        for key, task in graph.items()
+        if key not in scattered
+    }
+    futures = client.get(wrapped, keys, sync=False)
+    values = {}
+    try:
+        with client.as_current():  # as_completed looks for the current client
+            # Results are fetched as they finish: a worker that dies later
+            # (another fit crashing it) takes no finished result with it.
+            for future, result in as_completed(futures, with_results=True, raise_errors=False):
+                if future.status == "finished":
+                    values[future.key] = result
+                elif future.status == "error":
+                    error = future.exception()
+                    if lost is None or type(error).__name__ != "KilledWorker":
+                        raise error
+                    values[future.key] = lost(future.key, error)
+                # else 'cancelled': its input data was lost; submitted again.
+    finally:
+        client.cancel(futures)
+        client.cancel(list(scattered.values()))
+    return values
+
+
+def _wrap(task, settings, with_config, futures):
+    """Make every call of a task (nested ones too) run under ``settings``.
+
+    References to scattered data become the futures themselves.
+    """
     if isinstance(task, tuple) and task and callable(task[0]):
-        return (with_config, config, task[0], *(_wrap(a, config, with_config) for a in task[1:]))
+        args = (_wrap(a, settings, with_config, futures) for a in task[1:])
+        return (with_config, settings, task[0], *args)
     if isinstance(task, list):
-        return [_wrap(a, config, with_config) for a in task]
+        return [_wrap(a, settings, with_config, futures) for a in task]
+    if isinstance(task, str) and task in futures:
+        return futures[task]
     return task

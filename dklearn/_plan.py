@@ -146,8 +146,12 @@ class Planner:
         if not params:
             return Const({})
         rows = self.spec.folds[fold][0 if side == "train" else 1]
-        key = f"params-{tokenize(estimator_token(params), rows)}"
-        self.graph.setdefault(key, (_tasks.fold_params, self.spec.X_key, Const(params), rows))
+        # The unsliced parameters are a data entry of the graph, like X: an
+        # engine sends them to each worker once.
+        data_key = f"fitparams-{estimator_token(params)}"
+        self.graph.setdefault(data_key, Const(params))
+        key = f"params-{tokenize(data_key, rows)}"
+        self.graph.setdefault(key, (_tasks.fold_params, self.spec.X_key, data_key, rows))
         return key
 
     # -- final step -----------------------------------------------------------

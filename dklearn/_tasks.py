@@ -301,7 +301,7 @@ def fit_and_score(final, train, test, train_again, fit_params, test_params,
     config = config.value
     fit_params, test_params, train_params = map(_value, (fit_params, test_params, train_params))
     scorer, error_score = config.scorer, config.error_score
-    result = {}
+    fit_error = None
     if isinstance(train, Failed):
         fit_time, fit_error = train.time, train.error
     else:
@@ -312,36 +312,40 @@ def fit_and_score(final, train, test, train_again, fit_params, test_params,
         except Exception:
             if error_score == "raise":
                 raise
-            fit_time, fit_error = train.time + time.time() - start, format_exc()
-        else:
-            fit_error = None
-            fit_time = train.time + time.time() - start
+            fit_error = format_exc()
+        fit_time = train.time + time.time() - start
     if fit_error is not None:
-        score_time = 0.0
-        if _compat.is_multimetric(scorer):
-            test_scores = {name: error_score for name in _compat.scorer_names(scorer)}
-        else:
-            test_scores = error_score
-        train_scores = test_scores.copy() if isinstance(test_scores, dict) else test_scores
+        result = failed_record(config, fit_error, fit_time, _n_samples(test))
     else:
         start = time.time()
-        test_scores = _compat.score(
-            estimator, test.X, test.y, scorer, test_params, error_score
-        )
+        result = {
+            "fit_error": None,
+            "test_scores": _compat.score(estimator, test.X, test.y, scorer, test_params, error_score),
+        }
         score_time = test.time + time.time() - start
         if config.return_train_score:
-            train_scores = _compat.score(
+            result["train_scores"] = _compat.score(
                 estimator, train_again.X, train_again.y, scorer, train_params, error_score
             )
-    result["fit_error"] = fit_error
-    result["test_scores"] = test_scores
-    if config.return_train_score:
-        result["train_scores"] = train_scores
-    result["n_test_samples"] = _n_samples(test)
-    result["fit_time"] = fit_time
-    result["score_time"] = score_time
+        result.update(n_test_samples=_n_samples(test), fit_time=fit_time, score_time=score_time)
     if config.verbose > 1:
         _print_end(label.value, result, config)
+    return result
+
+
+def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0):
+    """The record of a fit that failed, scored ``error_score`` as scikit-learn does."""
+    error_score = config.error_score
+    if _compat.is_multimetric(config.scorer):
+        test_scores = {name: error_score for name in _compat.scorer_names(config.scorer)}
+    else:
+        test_scores = error_score
+    result = {"fit_error": fit_error, "test_scores": test_scores}
+    if config.return_train_score:
+        result["train_scores"] = test_scores.copy() if isinstance(test_scores, dict) else test_scores
+    result["n_test_samples"] = n_test_samples
+    result["fit_time"] = fit_time
+    result["score_time"] = 0.0
     return result
 
 
@@ -409,11 +413,20 @@ def unwrap(const):
     return const.value
 
 
-def with_config(config, func, *args):
-    """Run ``func(*args)`` under the caller's scikit-learn configuration."""
+def with_config(settings, func, *args):
+    """Run ``func(*args)`` under the caller's scikit-learn configuration.
+
+    On a cluster, joblib inside the task (an estimator's own ``n_jobs``)
+    runs on the same cluster.
+    """
+    from contextlib import nullcontext
+
+    import joblib
     import sklearn
 
-    with sklearn.config_context(**config.value):
+    backend = settings.value.get("joblib")
+    nested = joblib.parallel_config(backend=backend) if backend else nullcontext()
+    with sklearn.config_context(**settings.value["sklearn"]), nested:
         return func(*args)
 
 

@@ -16,20 +16,22 @@ Only ``fit`` differs, and only in *how* the (candidate, fold) fits run:
 6. the best candidate is refitted on all data, as scikit-learn does.
 """
 
-from collections import defaultdict
 import time
+import warnings
+from collections import defaultdict
 
 import numpy as np
 import sklearn
 from dask.base import tokenize
 from sklearn import model_selection as _sk
 from sklearn.base import clone, is_classifier
+from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 
 from . import _compat, _engines
 from ._plan import Planner, SearchSpec, estimator_token
-from ._tasks import Const, ScoreConfig
+from ._tasks import Const, ScoreConfig, failed_record
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
 
@@ -175,7 +177,7 @@ class _Evaluator:
             return_train_score=search.return_train_score,
         )
         planner = Planner(spec, graph, self.X)
-        keys = []
+        keys, labels = [], {}
         for cand, params in enumerate(candidate_params):
             estimator = clone(base_estimator).set_params(**_compat.clone_params(params))
             for fold in range(n_splits):
@@ -184,8 +186,24 @@ class _Evaluator:
                 if contexts is not None:
                     callback = Const((contexts[cand * n_splits + fold], search))
                 keys.append(planner.candidate(estimator, fold, label, callback))
+                labels.setdefault(keys[-1], label)
+
+        def lost(key, error):
+            """A fit that killed every worker that ran it: a failed fit, not a failed search."""
+            if search.error_score == "raise":
+                raise error
+            params, fold = labels[key][:2]
+            message = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"The fit of candidate {params!r} on split {fold} killed the worker "
+                f"processes that ran it ({message}); it is recorded as a failed fit "
+                f"with error_score={search.error_score!r}.",
+                FitFailedWarning,
+            )
+            return failed_record(config, message)
+
         records = _engines.run(
-            planner.graph, keys, search.scheduler, search.n_jobs, sklearn.get_config()
+            planner.graph, keys, search.scheduler, search.n_jobs, sklearn.get_config(), lost
         )
         # Records are shared between candidates with equal keys: copy them, as
         # scikit-learn's helpers may edit them in place.

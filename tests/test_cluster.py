@@ -1,0 +1,246 @@
+"""Searches on a real dask.distributed cluster: scheduler and workers as processes.
+
+The cluster is `dask scheduler` plus `dask worker` subprocesses on 127.0.0.1
+(tests/cluster.py).  These tests check that results equal the local run's, that
+the search survives a killed worker, that failures are fast and follow
+error_score, that nested joblib runs on the same cluster, and the post's joblib
+spelling.
+"""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import joblib
+import numpy as np
+import pytest
+from sklearn import model_selection as skm
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+import dklearn  # noqa: F401 - registers joblib's 'dask.distributed' name
+from dklearn.model_selection import GridSearchCV
+
+from ._helpers import assert_same_results
+from .cluster import dask_cluster
+
+distributed = pytest.importorskip("distributed")
+
+X, y = make_classification(n_samples=120, n_features=8, random_state=0)
+PIPE = Pipeline([("pca", PCA(random_state=0)), ("clf", LogisticRegression())])
+GRID = {"pca__n_components": [2, 4], "clf__C": [0.1, 1.0, 10.0]}
+
+
+class SlowClassifier(ClassifierMixin, BaseEstimator):
+    """Sleeps in fit, so that a search lasts long enough to be interrupted."""
+
+    def __init__(self, delay=0.2, C=1.0):
+        self.delay = delay
+        self.C = C
+
+    def fit(self, X, y):
+        time.sleep(self.delay)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+class Crasher(ClassifierMixin, BaseEstimator):
+    """Kills the process that fits it when ``crash`` is true (like a segfault would)."""
+
+    def __init__(self, crash=False):
+        self.crash = crash
+
+    def fit(self, X, y):
+        if self.crash:
+            os._exit(13)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+class AlwaysRaises(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        raise ArithmeticError("deterministic failure")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with dask_cluster(n_workers=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def local_result():
+    return GridSearchCV(PIPE, GRID, scheduler="sync", return_train_score=True).fit(X, y)
+
+
+def test_address_equals_local(cluster, local_result):
+    got = GridSearchCV(PIPE, GRID, scheduler=cluster.address, return_train_score=True).fit(X, y)
+    assert_same_results(local_result, got)
+
+
+def test_client_and_active_client_equal_local(cluster, local_result):
+    with distributed.Client(cluster.address) as client:
+        explicit = GridSearchCV(PIPE, GRID, scheduler=client, return_train_score=True).fit(X, y)
+        # No scheduler given: the active Client is used.
+        with distributed.get_task_stream(client) as stream:
+            implicit = GridSearchCV(PIPE, GRID, return_train_score=True).fit(X, y)
+    assert_same_results(local_result, explicit)
+    assert_same_results(local_result, implicit)
+    # The dashboard shows what each task does.
+    names = {task["key"].split("-")[0] + "-" + task["key"].split("-")[1] for task in stream.data
+             if isinstance(task["key"], str) and "-" in task["key"]}
+    assert {"fit-PCA", "transform-PCA", "score-LogisticRegression"} <= names
+
+
+def test_intermediates_stay_on_workers_and_data_is_released(cluster):
+    with distributed.Client(cluster.address) as client:
+        GridSearchCV(PIPE, GRID, scheduler=client).fit(X, y)
+        # Nothing the search made is left on the cluster afterwards.
+        deadline = time.monotonic() + 10
+        while client.who_has() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not client.who_has()
+
+
+def test_deterministic_failure_with_raise_fails_fast(cluster):
+    errors = []
+
+    def run():
+        try:
+            GridSearchCV(AlwaysRaises(), {"C": [1.0, 2.0]}, scheduler=cluster.address,
+                         error_score="raise").fit(X, y)
+        except Exception as e:  # noqa: BLE001 - recorded for the assertion
+            errors.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the search hung on a deterministic failure"
+    assert len(errors) == 1 and isinstance(errors[0], ArithmeticError)
+
+
+def test_deterministic_failure_with_numeric_error_score(cluster):
+    search = GridSearchCV(
+        Pipeline([("scale", StandardScaler()), ("clf", AlwaysRaises())]),
+        {"clf__C": [1.0, 2.0]}, scheduler=cluster.address, error_score=-1.0,
+    )
+    with pytest.raises(ValueError, match="All the 10 fits failed"):
+        search.fit(X, y)
+
+
+def test_nested_n_jobs_runs_on_the_same_cluster(cluster):
+    forest = RandomForestClassifier(n_estimators=8, n_jobs=2, random_state=0)
+    grid = {"max_depth": [2, 4]}
+    ref = GridSearchCV(forest, grid, scheduler="sync").fit(X, y)
+    with distributed.Client(cluster.address) as client:
+        with distributed.get_task_stream(client) as stream:
+            got = GridSearchCV(forest, grid, scheduler=client).fit(X, y)
+    assert_same_results(ref, got)
+    # joblib's batches ran as tasks of their own (workers have one thread
+    # each: without seceding, this would deadlock).
+    assert any(not str(t["key"]).startswith(("score-", "fitparams-", "X-", "y-"))
+               for t in stream.data)
+
+
+def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):
+    host = cluster.address.replace("tcp://", "")
+    kwargs = dict(estimator=PIPE, param_grid=GRID, n_jobs=-1)
+    ref = skm.GridSearchCV(**kwargs).fit(X, y)
+    with joblib.parallel_backend("dask.distributed", scheduler_host=host):
+        got = skm.GridSearchCV(**kwargs).fit(X, y)
+    assert_same_results(ref, got)
+    # joblib's own 'dask' backend keeps working.
+    with distributed.Client(cluster.address) as client, joblib.parallel_backend("dask"):
+        again = skm.GridSearchCV(**kwargs).fit(X, y)
+        assert client.scheduler_info()["workers"]
+    assert_same_results(ref, again)
+
+
+def test_demo_runs_on_the_cluster(cluster):
+    out = subprocess.run(
+        [sys.executable, "-m", "dklearn", "demo", "--quick", "--skip-sklearn",
+         "--scheduler", cluster.address],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"dklearn ({cluster.address})" in out.stdout
+    assert "best params" in out.stdout
+
+
+def test_killed_worker_mid_search_gives_the_same_results():
+    grid = {"C": list(np.arange(1.0, 13.0))}
+    ref = GridSearchCV(SlowClassifier(delay=0.1), grid, cv=3, scheduler="sync").fit(X, y)
+    with dask_cluster(n_workers=2) as running:
+        result = {}
+
+        def run():
+            result["search"] = GridSearchCV(
+                SlowClassifier(delay=0.1), grid, cv=3, scheduler=running.address
+            ).fit(X, y)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        with distributed.Client(running.address) as watcher:
+            _wait_for_finished_fits(watcher, at_least=4)
+        running.kill_worker(0)
+        thread.join(timeout=120)
+        assert not thread.is_alive()
+    assert_same_results(ref, result["search"])
+
+
+def _finished_fits(dask_scheduler):
+    return sum(
+        1 for ts in dask_scheduler.tasks.values()
+        if str(ts.key).startswith("score-") and ts.state == "memory"
+    )
+
+
+def _wait_for_finished_fits(client, at_least, timeout=60):
+    deadline = time.monotonic() + timeout
+    while client.run_on_scheduler(_finished_fits) < at_least:
+        assert time.monotonic() < deadline, "the search never got under way"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def crash_cluster():
+    # Workers under nannies (a crashed worker is restarted); dask gives up on a
+    # task after it was running when 2 workers died.
+    env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+    with dask_cluster(n_workers=2, nanny=True, env=env) as running:
+        yield running
+
+
+def test_fit_that_kills_its_worker_is_a_failed_fit(crash_cluster):
+    grid = {"crash": [False, True]}
+    with pytest.warns(FitFailedWarning, match=r"candidate \{'crash': True\}"):
+        search = GridSearchCV(Crasher(), grid, cv=2, scheduler=crash_cluster.address).fit(X, y)
+    # The crashing candidate is a failed fit; the search itself completed.
+    # (A fit that merely shared a worker with the crash may be given up on
+    # too: dask counts every task on a dying worker.)
+    assert np.isnan(search.cv_results_["mean_test_score"][1])
+    assert search.cv_results_["params"] == [{"crash": False}, {"crash": True}]
+
+
+def test_fit_that_kills_its_worker_raises_with_raise(crash_cluster):
+    search = GridSearchCV(Crasher(), {"crash": [True]}, cv=2, scheduler=crash_cluster.address,
+                          error_score="raise")
+    with pytest.raises(distributed.KilledWorker):
+        search.fit(X, y)
