@@ -63,14 +63,20 @@ def n_workers(n_jobs):
 
 
 def active_client():
-    """The dask.distributed Client the user has made current, if any."""
-    try:
-        from distributed import default_client
-    except ImportError:
+    """The dask.distributed Client the user has made the default, if any.
+
+    As for dask collections: a Client made with ``set_as_default=False`` is
+    used only when passed explicitly.
+    """
+    import dask
+
+    if dask.config.get("scheduler", None) not in ("dask.distributed", "distributed"):
         return None
     try:
+        from distributed import default_client
+
         return default_client()
-    except ValueError:
+    except (ImportError, ValueError):
         return None
 
 
