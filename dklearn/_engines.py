@@ -40,7 +40,7 @@ it.
 
 import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
+from concurrent.futures.process import BrokenProcessPool
 
 import joblib
 from threadpoolctl import threadpool_limits
@@ -95,43 +95,69 @@ def check_scheduler(scheduler):
     )
 
 
-def run(graph, keys, scheduler=None, n_jobs=None, config=None, lost=None):
+class Hooks:
+    """What the search wants to hear from an engine while the graph runs.
+
+    ``done(key, value)``: a requested key finished (for checkpoints and
+    progress; called in the calling thread).  ``lost(key, error)``: the task
+    of ``key`` kept killing the worker processes that ran it; returns the
+    key's value (a failed-fit record) or raises.
+    """
+
+    def __init__(self, done=None, lost=None):
+        self.done = done or (lambda key, value: None)
+        self.lost = lost
+
+
+def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
     """Compute ``keys`` of ``graph``; return their values as a list.
 
     ``config`` is ``sklearn.get_config()`` of the caller, for the workers.
-    ``lost(key, error)`` gives the value of a key whose task kept killing
-    the workers that ran it (on a cluster: dask's KilledWorker); it may raise.
     """
     check_scheduler(scheduler)
     config = config or {}
+    hooks = hooks or Hooks()
     auto = scheduler is None
     if scheduler is None:
         client = active_client()
         if client is not None:
-            return _run_distributed(client, graph, keys, config, lost)
+            return _run_distributed(client, graph, keys, config, hooks)
         scheduler = "threads"
     if isinstance(scheduler, str) and "://" in scheduler:
         from distributed import Client
 
         with Client(scheduler, set_as_default=False) as client:
-            return _run_distributed(client, graph, keys, config, lost)
+            return _run_distributed(client, graph, keys, config, hooks)
     if not isinstance(scheduler, str):
-        return _run_distributed(scheduler, graph, keys, config, lost)
+        return _run_distributed(scheduler, graph, keys, config, hooks)
 
     workers = n_workers(n_jobs)
     if scheduler == "sync" or workers == 1:
         import dask.local
 
-        return list(dask.local.get_sync(graph, keys))
+        return list(dask.local.get_sync(graph, keys, callbacks=[_reporter(keys, hooks)]))
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
         probe = _GilProbe(workers) if auto and not _shares_work(graph) else None
         try:
-            return _run_threads(graph, keys, workers, blas, config, probe)
+            return _run_threads(graph, keys, workers, blas, config, hooks, probe)
         except _ThreadsStarved:
             # What the threads finished is kept; only the rest moves.
             graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in probe.results.items()}}
-    return _run_processes(graph, keys, workers, blas, config)
+    return _run_processes(graph, keys, workers, blas, config, hooks)
+
+
+def _reporter(keys, hooks, finished=None):
+    """A dask posttask callback passing requested keys' values to ``hooks.done``."""
+    wanted = set(keys)
+
+    def posttask(key, result, dsk, state, worker_id):
+        if key in wanted:
+            if finished is not None:
+                finished[key] = result
+            hooks.done(key, result)
+
+    return (None, None, None, posttask, None)
 
 
 def _shares_work(graph):
@@ -167,32 +193,85 @@ class _GilProbe:
             raise _ThreadsStarved()
 
 
-def _run_threads(graph, keys, workers, blas, config, probe=None):
+def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
     import dask.threaded
 
-    callbacks = [(None, None, None, probe, None)] if probe is not None else None
-    # The BLAS cap is process-wide: it holds for every worker thread.
-    with threadpool_limits(limits=blas), ThreadPoolExecutor(
-        workers, initializer=_set_sklearn_config, initargs=(config,)
-    ) as pool:
-        return list(
-            dask.threaded.get(graph, keys, pool=pool, num_workers=workers, callbacks=callbacks)
-        )
+    callbacks = [_reporter(keys, hooks)]
+    if probe is not None:
+        callbacks.append((None, None, None, probe, None))
+    pool = ThreadPoolExecutor(workers, initializer=_set_sklearn_config, initargs=(config,))
+    try:
+        # The BLAS cap is process-wide: it holds for every worker thread.
+        with threadpool_limits(limits=blas):
+            return list(
+                dask.threaded.get(graph, keys, pool=pool, num_workers=workers, callbacks=callbacks)
+            )
+    except BaseException:
+        # Ctrl-C or a failure: return now; running fits end on their own.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
-def _run_processes(graph, keys, workers, blas, config):
+class CrashedWorker(RuntimeError):
+    """A task was running in a worker process each time that process died."""
+
+
+def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2):
+    """Run on a process pool; a task that kills its process costs that task only.
+
+    Data goes to each process once, at start-up.  When a worker process dies
+    (segfault, ``os._exit``, out of memory), the pool is replaced and the
+    graph runs again, minus the results already in; a task that was running
+    at ``attempts`` deaths is given up on: a requested key gets
+    ``hooks.lost``'s record, an intermediate one becomes a failed step for
+    everything downstream.  Ctrl-C kills the worker processes at once.
+    """
     import dask.multiprocessing
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
     Const, Shared = _tasks.Const, _tasks.Shared
-    # Data goes to each process once, at start-up, instead of once per task.
     shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
     graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
-    return list(
-        dask.multiprocessing.get(
-            graph, keys, num_workers=workers,
-            initializer=partial(_start_worker, blas, config, shared),
+    finished, deaths = {}, {}
+    while True:
+        started, ended = set(), set()
+        callbacks = [
+            _reporter(keys, hooks, finished),
+            (None, None, lambda key, dsk, state: started.add(key),
+             lambda key, result, dsk, state, worker_id: ended.add(key), None),
+        ]
+        current = {**graph, **{k: (_tasks.unwrap, Const(v)) for k, v in finished.items()}}
+        pool = ProcessPoolExecutor(
+            workers, initializer=_start_worker, initargs=(blas, config, shared)
         )
-    )
+        try:
+            return list(dask.multiprocessing.get(
+                current, keys, pool=pool, num_workers=workers, chunksize=1,
+                callbacks=callbacks,
+            ))
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, kill_workers=True)
+            for key in started - ended:
+                deaths[key] = deaths.get(key, 0) + 1
+                if deaths[key] < attempts:
+                    continue
+                error = CrashedWorker(
+                    f"The task {key!r} was running in a worker process each of the "
+                    f"{deaths[key]} times one died (segfault, os._exit or out of memory)."
+                )
+                value = hooks.lost(key, error) if hooks.lost else None
+                if key in set(keys):
+                    finished[key] = value
+                    hooks.done(key, value)
+                else:
+                    graph[key] = (_tasks.unwrap, Const(_tasks.Failed(f"CrashedWorker: {error}", 0.0)))
+        except BaseException:
+            pool.shutdown(wait=False, kill_workers=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
 def _set_sklearn_config(config):
@@ -207,7 +286,7 @@ def _start_worker(blas, config, shared):  # pragma: no cover - runs in worker pr
     _tasks.receive_shared(shared)
 
 
-def _run_distributed(client, graph, keys, config, lost=None, attempts=3):
+def _run_distributed(client, graph, keys, config, hooks, attempts=3):
     """Run on a dask.distributed cluster: data sent once, only records come back.
 
     The data entries of the graph (X, y, fit parameters) are scattered to
@@ -215,7 +294,7 @@ def _run_distributed(client, graph, keys, config, lost=None, attempts=3):
     steps and transformed folds stay on the workers; only the final tasks'
     score records are gathered.  A task that raises fails fast: the search
     cancels the rest and re-raises.  A task that kills its workers until
-    dask gives up (KilledWorker) is handed to ``lost``.  If every worker
+    dask gives up (KilledWorker) is handed to ``hooks.lost``.  If every worker
     holding the data died, the unfinished part is submitted again, with the
     data inside the graph so that the scheduler can recreate it.  Inside tasks, joblib uses the same cluster (nested
     ``n_jobs``), seceding while it waits.
@@ -228,7 +307,7 @@ def _run_distributed(client, graph, keys, config, lost=None, attempts=3):
         # After a loss, the data travels inside the graph instead: the
         # scheduler can then recreate it on a new worker by itself, and a
         # fit that keeps killing workers ends as dask's KilledWorker.
-        values.update(_submit(client, graph, remaining, config, lost, scatter=attempt == 0))
+        values.update(_submit(client, graph, remaining, config, hooks, scatter=attempt == 0))
     missing = [k for k in keys if k not in values]
     if missing:
         raise RuntimeError(
@@ -238,7 +317,7 @@ def _run_distributed(client, graph, keys, config, lost=None, attempts=3):
     return [values[k] for k in keys]
 
 
-def _submit(client, graph, keys, config, lost, scatter=True):
+def _submit(client, graph, keys, config, hooks, scatter=True):
     """One submission of ``keys``; returns the values it got (lost data: absent)."""
     from distributed import as_completed
 
@@ -261,11 +340,13 @@ def _submit(client, graph, keys, config, lost, scatter=True):
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
                 if future.status == "finished":
                     values[future.key] = result
+                    hooks.done(future.key, result)
                 elif future.status == "error":
                     error = future.exception()
-                    if lost is None or type(error).__name__ != "KilledWorker":
+                    if hooks.lost is None or type(error).__name__ != "KilledWorker":
                         raise error
-                    values[future.key] = lost(future.key, error)
+                    values[future.key] = hooks.lost(future.key, error)
+                    hooks.done(future.key, values[future.key])
                 # else 'cancelled': its input data was lost; submitted again.
     finally:
         client.cancel(futures)

@@ -16,6 +16,7 @@ Only ``fit`` differs, and only in *how* the (candidate, fold) fits run:
 6. the best candidate is refitted on all data, as scikit-learn does.
 """
 
+import os
 import time
 import warnings
 from collections import defaultdict
@@ -31,6 +32,8 @@ from sklearn.utils import indexable
 
 from . import _compat, _engines
 from ._plan import Planner, SearchSpec, estimator_token
+from ._checkpoint import Checkpoint
+from ._progress import Progress
 from ._tasks import Const, ScoreConfig, failed_record
 
 __all__ = ["GridSearchCV", "RandomizedSearchCV"]
@@ -159,8 +162,11 @@ class _Evaluator:
         config = ScoreConfig(
             self.scorers, search.error_score, search.return_train_score, search.verbose
         )
+        # Everything besides the estimator and the data that a record depends
+        # on: it is part of every final key (and so of checkpoint keys).
         scorer_token = tokenize(
-            estimator_token(search.scoring), search.error_score, search.return_train_score
+            estimator_token(search.scoring), search.error_score, search.return_train_score,
+            estimator_token(score_params), sorted(sklearn.get_config().items()),
         )
         config_key = f"score-config-{scorer_token}"
         graph[config_key] = Const(config)
@@ -192,22 +198,47 @@ class _Evaluator:
             """A fit that killed every worker that ran it: a failed fit, not a failed search."""
             if search.error_score == "raise":
                 raise error
-            params, fold = labels[key][:2]
             message = f"{type(error).__name__}: {error}"
+            if key not in labels:  # a shared step: its candidates fail downstream
+                what = "A step shared by several candidates"
+            else:
+                params, fold = labels[key][:2]
+                what = f"The fit of candidate {params!r} on split {fold}"
             warnings.warn(
-                f"The fit of candidate {params!r} on split {fold} killed the worker "
-                f"processes that ran it ({message}); it is recorded as a failed fit "
-                f"with error_score={search.error_score!r}.",
+                f"{what} killed the worker processes that ran it ({message}); it is "
+                f"recorded as a failed fit with error_score={search.error_score!r}.",
                 FitFailedWarning,
             )
             return failed_record(config, message)
 
-        records = _engines.run(
-            planner.graph, keys, search.scheduler, search.n_jobs, sklearn.get_config(), lost
-        )
+        store = Checkpoint(search.checkpoint) if search.checkpoint is not None else None
+        try:
+            saved = store.load(keys) if store is not None else {}
+            progress = Progress(
+                keys, labels, n_splits, search.refit if isinstance(search.refit, str) else "score",
+                restored=[(k, saved[k]) for k in keys if k in saved], enabled=bool(search.progress),
+            )
+
+            def done(key, record):
+                if store is not None:
+                    store.save(key, record)
+                progress.update(key, record)
+
+            todo = [k for k in dict.fromkeys(keys) if k not in saved]
+            try:
+                values = _engines.run(
+                    planner.graph, todo, search.scheduler, search.n_jobs,
+                    sklearn.get_config(), _engines.Hooks(done=done, lost=lost),
+                )
+            finally:
+                progress.close()
+        finally:
+            if store is not None:
+                store.close()
+        results = {**saved, **dict(zip(todo, values))}
         # Records are shared between candidates with equal keys: copy them, as
         # scikit-learn's helpers may edit them in place.
-        return [dict(r) for r in records]
+        return [dict(results[k]) for k in keys]
 
 
 _SCHEDULER_DOC = """
@@ -217,6 +248,17 @@ _SCHEDULER_DOC = """
         machine. 'sync' runs every task in this thread, in order. An address
         ('tcp://host:port') or a Client runs the search on that cluster.
         ``n_jobs`` sets the number of local workers (None or -1: every core).
+
+    checkpoint : str or path, default=None
+        An SQLite file where every finished (candidate, fold) result is
+        committed as soon as it completes. Fitting the same search again with
+        the same file computes only what is missing. Results are reused only
+        for the same data, folds, estimator, parameters, scoring and library
+        versions. Several searches may share one file.
+
+    progress : bool, default=False
+        Show a progress bar of finished fits, with the ETA and the best mean
+        test score so far (tqdm: a terminal bar or a notebook widget).
 """
 
 
@@ -226,6 +268,8 @@ class GridSearchCV(_SharedWorkSearch, _sk.GridSearchCV):
     _parameter_constraints = {
         **_sk.GridSearchCV._parameter_constraints,
         "scheduler": "no_validation",
+        "checkpoint": [str, os.PathLike, None],
+        "progress": ["boolean"],
     }
 
     def __init__(
@@ -242,6 +286,8 @@ class GridSearchCV(_SharedWorkSearch, _sk.GridSearchCV):
         error_score=np.nan,
         return_train_score=False,
         scheduler=None,
+        checkpoint=None,
+        progress=False,
     ):
         super().__init__(
             estimator=estimator,
@@ -256,6 +302,8 @@ class GridSearchCV(_SharedWorkSearch, _sk.GridSearchCV):
             return_train_score=return_train_score,
         )
         self.scheduler = scheduler
+        self.checkpoint = checkpoint
+        self.progress = progress
 
 
 class RandomizedSearchCV(_SharedWorkSearch, _sk.RandomizedSearchCV):
@@ -264,6 +312,8 @@ class RandomizedSearchCV(_SharedWorkSearch, _sk.RandomizedSearchCV):
     _parameter_constraints = {
         **_sk.RandomizedSearchCV._parameter_constraints,
         "scheduler": "no_validation",
+        "checkpoint": [str, os.PathLike, None],
+        "progress": ["boolean"],
     }
 
     def __init__(
@@ -282,6 +332,8 @@ class RandomizedSearchCV(_SharedWorkSearch, _sk.RandomizedSearchCV):
         error_score=np.nan,
         return_train_score=False,
         scheduler=None,
+        checkpoint=None,
+        progress=False,
     ):
         super().__init__(
             estimator=estimator,
@@ -298,3 +350,5 @@ class RandomizedSearchCV(_SharedWorkSearch, _sk.RandomizedSearchCV):
             return_train_score=return_train_score,
         )
         self.scheduler = scheduler
+        self.checkpoint = checkpoint
+        self.progress = progress

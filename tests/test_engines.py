@@ -5,6 +5,9 @@ caller's scikit-learn configuration to its workers, and raise a failing
 fit's own exception with error_score='raise'.
 """
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import sklearn
@@ -143,3 +146,33 @@ def test_default_keeps_shared_work_on_threads(monkeypatch):
     pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", GilHolder(n=500_000))])
     GridSearchCV(pipe, {"clf__C": [1.0, 2.0, 3.0, 4.0]}, cv=3).fit(X, y)
     assert spy.calls == 0
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_local_mode_opens_no_port(scheduler):
+    psutil = pytest.importorskip("psutil")
+    me = psutil.Process()
+    seen = set()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    for conn in proc.net_connections(kind="inet"):
+                        if conn.status == psutil.CONN_LISTEN:
+                            seen.add((proc.pid, conn.laddr))
+                except psutil.Error:
+                    pass
+            time.sleep(0.02)
+
+    before = {c.laddr for c in me.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        grid = {"C": [1.0, 2.0, 3.0]}
+        GridSearchCV(GilHolder(n=300_000), grid, cv=3, scheduler=scheduler, n_jobs=2).fit(X, y)
+    finally:
+        stop.set()
+        watcher.join()
+    assert {addr for _, addr in seen} <= before

@@ -1,0 +1,54 @@
+"""Progress of a search: finished fits out of the total, ETA, best mean score so far.
+
+Fed by the engines' ``done`` hook (one call per finished (candidate, fold)),
+so it works the same on threads, processes and a cluster.  tqdm draws it
+(tqdm.auto: a widget in a notebook, a bar in a terminal).
+"""
+
+import math
+from collections import defaultdict
+
+
+class Progress:
+    def __init__(self, keys, labels, n_splits, metric, restored=(), enabled=True):
+        self.keys_to_candidates = defaultdict(list)
+        for index, key in enumerate(keys):
+            self.keys_to_candidates[key].append(index // n_splits)
+        self.n_splits = n_splits
+        self.metric = metric
+        self.scores = defaultdict(dict)  # candidate -> {fold: score}
+        self.best = -math.inf
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(keys), desc="fits", unit="fit", dynamic_ncols=True)
+        for key, record in restored:
+            self.update(key, record)
+
+    def update(self, key, record):
+        for index, candidate in enumerate(self.keys_to_candidates.get(key, ())):
+            fold = len(self.scores[candidate])
+            self.scores[candidate][fold] = _score(record, self.metric)
+            if len(self.scores[candidate]) == self.n_splits:
+                mean = sum(self.scores[candidate].values()) / self.n_splits
+                if mean > self.best:
+                    self.best = mean
+            if self.bar is not None:
+                self.bar.update(1)
+        if self.bar is not None and math.isfinite(self.best):
+            self.bar.set_postfix(best=f"{self.best:.4f}", refresh=False)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _score(record, metric):
+    scores = record.get("test_scores")
+    if isinstance(scores, dict):
+        scores = scores.get(metric, next(iter(scores.values()), math.nan))
+    try:
+        return float(scores)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,242 @@
+"""Long searches: checkpoints and resume, crash isolation, Ctrl-C, progress."""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.exceptions import FitFailedWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from dklearn._checkpoint import CheckpointError
+from dklearn._engines import CrashedWorker
+from dklearn.model_selection import GridSearchCV
+
+from ._helpers import CALLS, CountingTransformer, assert_same_results, reset_calls
+
+X, y = make_classification(n_samples=90, n_features=5, random_state=0)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pipe():
+    return Pipeline([("a", CountingTransformer(tag="a")), ("clf", LogisticRegression())])
+
+
+GRID = {"a__factor": [1.0, 2.0, 3.0], "clf__C": [0.1, 1.0]}
+
+
+def _search(**kwargs):
+    return GridSearchCV(_pipe(), GRID, cv=3, scheduler="sync", **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _clean_counts():
+    reset_calls()
+    yield
+    reset_calls()
+
+
+def _rows(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT key, record FROM dklearn_results").fetchall()
+
+
+def test_resume_skips_recorded_work_and_equals_uninterrupted(tmp_path):
+    path = tmp_path / "search.sqlite"
+    reference = _search().fit(X, y)
+    reset_calls()
+    _search(checkpoint=path).fit(X, y)
+    assert len(_rows(path)) == 6 * 3
+    # Lose the results of the a__factor=3.0 candidates, as a crash would have.
+    keys = [k for k, _ in _rows(path)]
+    first = _search(checkpoint=path)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM dklearn_results WHERE rowid IN "
+                   "(SELECT rowid FROM dklearn_results ORDER BY rowid DESC LIMIT 6)")
+    assert len(_rows(path)) == len(keys) - 6
+    reset_calls()
+    resumed = first.fit(X, y)
+    assert_same_results(reference, resumed)
+    # Only the missing fits ran: their prefixes (at most 2 settings x 3 folds)
+    # plus the refit, not the 3 x 3 of a fresh search.
+    assert CALLS[("a", "fit")] <= 2 * 3 + 1
+    reset_calls()
+    again = _search(checkpoint=path).fit(X, y)
+    assert CALLS[("a", "fit")] == 1  # the refit only
+    assert_same_results(reference, again)
+
+
+def test_changed_data_or_grid_reuses_nothing(tmp_path):
+    path = tmp_path / "search.sqlite"
+    _search(checkpoint=path).fit(X, y)
+    reset_calls()
+    _search(checkpoint=path).fit(X + 1.0, y)
+    assert CALLS[("a", "fit")] == 3 * 3 + 1
+    reset_calls()
+    GridSearchCV(_pipe(), {"a__factor": [4.0], "clf__C": [0.1]}, cv=3, scheduler="sync",
+                 checkpoint=path).fit(X, y)
+    assert CALLS[("a", "fit")] == 3 + 1
+
+
+def test_checkpoint_holds_plain_json(tmp_path):
+    path = tmp_path / "search.sqlite"
+    _search(checkpoint=path, error_score=np.nan).fit(X, y)
+    for _, record in _rows(path):
+        assert record.startswith("{") and "test_scores" in record
+
+
+def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path):
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"this is not a database at all" * 100)
+    with pytest.raises(CheckpointError, match="junk.sqlite"):
+        _search(checkpoint=junk).fit(X, y)
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+    with pytest.raises(CheckpointError, match="foreign.sqlite"):
+        _search(checkpoint=foreign).fit(X, y)
+    with sqlite3.connect(foreign) as db:  # untouched
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+    assert tables == {"users"}
+
+
+SLOW_SEARCH = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from tests.test_long_searches import Slow
+    from dklearn.model_selection import GridSearchCV
+    X, y = make_classification(n_samples=90, n_features=5, random_state=0)
+    grid = {"C": [float(c) for c in range(1, int(sys.argv[3]) + 1)]}
+    GridSearchCV(Slow(delay=float(sys.argv[2])), grid, cv=3, scheduler=sys.argv[4],
+                 checkpoint=sys.argv[1], n_jobs=2).fit(X, y)
+    print("finished")
+""")
+
+
+class Slow(ClassifierMixin, BaseEstimator):
+    def __init__(self, delay=0.05, C=1.0):
+        self.delay = delay
+        self.C = C
+
+    def fit(self, X, y):
+        time.sleep(self.delay)
+        self.classes_ = np.unique(y)
+        self.coef_ = self.C
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[int(self.C) % 2])
+
+
+def _start(path, delay, n, scheduler="sync"):
+    return subprocess.Popen(
+        [sys.executable, "-c", SLOW_SEARCH, str(path), str(delay), str(n), scheduler],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def _wait_for_rows(path, at_least, proc, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if len(_rows(path)) >= at_least:
+                return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the search never committed results")
+
+
+def test_sigkill_loses_only_fits_in_flight(tmp_path):
+    path = tmp_path / "killed.sqlite"
+    proc = _start(path, delay=0.1, n=20)
+    _wait_for_rows(path, 10, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    kept = len(_rows(path))
+    assert 10 <= kept < 60
+    grid = {"C": [float(c) for c in range(1, 21)]}
+    reference = GridSearchCV(Slow(delay=0.0), grid, cv=3, scheduler="sync").fit(X, y)
+    resumed = GridSearchCV(Slow(delay=0.1), grid, cv=3, scheduler="sync", checkpoint=path)
+    start = time.monotonic()
+    resumed.fit(X, y)
+    # Only the missing fits ran (0.1 s each, sequentially).
+    assert time.monotonic() - start < 0.1 * (60 - kept) + 5
+    for key in ("mean_test_score", "rank_test_score", "params"):
+        assert list(reference.cv_results_[key]) == list(resumed.cv_results_[key])
+
+
+def test_concurrent_searches_share_one_file(tmp_path):
+    path = tmp_path / "shared.sqlite"
+    procs = [_start(path, delay=0.01, n=n) for n in (15, 16)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert "finished" in out
+    # 15 + 16 candidates x 3 folds; the 15 shared candidates are the same work.
+    assert len(_rows(path)) == 16 * 3
+
+
+class Crasher(ClassifierMixin, BaseEstimator):
+    def __init__(self, crash=False):
+        self.crash = crash
+
+    def fit(self, X, y):
+        if self.crash:
+            os._exit(13)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_processes_isolate_a_fit_that_kills_its_process():
+    search = GridSearchCV(Crasher(), {"crash": [False, True]}, cv=2,
+                          scheduler="processes", n_jobs=2)
+    with pytest.warns(FitFailedWarning, match=r"candidate \{'crash': True\}"):
+        search.fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[1])
+    assert search.best_params_ == {"crash": False}
+
+
+def test_processes_crash_with_raise_raises():
+    search = GridSearchCV(Crasher(), {"crash": [True]}, cv=2, scheduler="processes",
+                          n_jobs=2, error_score="raise")
+    with pytest.raises(CrashedWorker):
+        search.fit(X, y)
+
+
+def test_ctrl_c_stops_promptly_and_leaves_no_workers(tmp_path):
+    psutil = pytest.importorskip("psutil")
+    path = tmp_path / "interrupted.sqlite"
+    proc = _start(path, delay=0.5, n=40, scheduler="processes")
+    _wait_for_rows(path, 2, proc)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    proc.wait(timeout=30)
+    assert time.monotonic() - start < 10
+    assert proc.returncode != 0
+    gone, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive
+    kept = len(_rows(path))  # the checkpoint still opens and holds results
+    assert kept >= 2
+
+
+def test_progress_bar_shows_fits_and_best_score(capsys):
+    GridSearchCV(_pipe(), GRID, cv=3, scheduler="sync", progress=True).fit(X, y)
+    err = capsys.readouterr().err
+    assert "18/18" in err
+    assert "best=" in err
