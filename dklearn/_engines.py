@@ -38,6 +38,7 @@ or process is started with the caller's, and on a cluster every task carries
 it.
 """
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -170,13 +171,19 @@ class _ThreadsStarved(Exception):
 
 
 class _GilProbe:
-    """A dask posttask callback that measures how much CPU the threads get."""
+    """A dask posttask callback that measures how much CPU the worker threads get.
+
+    CPU time is counted per worker thread (``_MeteredPool``), so other
+    threads of the process (a dask client's event loop, say) do not blur it.
+    """
 
     def __init__(self, workers, after_seconds=0.5, threshold=0.65):
         self.workers = workers
         self.after_seconds = after_seconds
         self.threshold = threshold
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+        self.wall0 = time.perf_counter()
+        self.cpu = 0.0  # worker threads' CPU seconds, added by _MeteredPool
+        self.lock = threading.Lock()
         self.results = {}
         self.decided = False
 
@@ -188,9 +195,29 @@ class _GilProbe:
         if wall < self.after_seconds:
             return
         self.decided = True
-        used = (time.process_time() - self.cpu0) / wall
-        if used < self.threshold * self.workers and state["ready"]:
+        if self.cpu / wall < self.threshold * self.workers and state["ready"]:
             raise _ThreadsStarved()
+
+
+class _MeteredPool(ThreadPoolExecutor):
+    """A thread pool that adds each task's thread CPU time to a probe."""
+
+    def __init__(self, workers, probe, **kwargs):
+        super().__init__(workers, **kwargs)
+        self.probe = probe
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(_metered, self.probe, fn, *args, **kwargs)
+
+
+def _metered(probe, fn, *args, **kwargs):
+    start = time.thread_time()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        spent = time.thread_time() - start
+        with probe.lock:
+            probe.cpu += spent
 
 
 def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
@@ -199,7 +226,11 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
     callbacks = [_reporter(keys, hooks)]
     if probe is not None:
         callbacks.append((None, None, None, probe, None))
-    pool = ThreadPoolExecutor(workers, initializer=_set_sklearn_config, initargs=(config,))
+    options = dict(initializer=_set_sklearn_config, initargs=(config,))
+    if probe is None:
+        pool = ThreadPoolExecutor(workers, **options)
+    else:
+        pool = _MeteredPool(workers, probe, **options)
     try:
         # The BLAS cap is process-wide: it holds for every worker thread.
         with threadpool_limits(limits=blas):

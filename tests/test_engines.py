@@ -5,6 +5,9 @@ caller's scikit-learn configuration to its workers, and raise a failing
 fit's own exception with error_score='raise'.
 """
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -128,16 +131,50 @@ class _Spy:
         return self.func(*args, **kwargs)
 
 
-def test_default_moves_gil_bound_searches_to_processes(monkeypatch):
-    if _engines.n_workers(None) < 2:
-        pytest.skip("needs two cores")
-    spy = _Spy(_engines._run_processes)
-    monkeypatch.setattr(_engines, "_run_processes", spy)
+MOVE_SCRIPT = """
+import sys
+from dklearn import _engines
+from dklearn.model_selection import GridSearchCV
+from tests.test_engines import GilHolder, X, y
+from tests._helpers import assert_same_results
+
+calls = []
+real = _engines._run_processes
+_engines._run_processes = lambda *a, **k: calls.append(1) or real(*a, **k)
+if __name__ == "__main__":
     grid = {"C": [1.0, 2.0, 3.0, 4.0]}
     ref = GridSearchCV(GilHolder(), grid, cv=3, scheduler="sync").fit(X, y)
     got = GridSearchCV(GilHolder(), grid, cv=3).fit(X, y)
-    assert spy.calls == 1
     assert_same_results(ref, got)
+    print("moved to processes:", len(calls))
+"""
+
+
+def test_default_moves_gil_bound_searches_to_processes(tmp_path):
+    # In a fresh interpreter: the probe measures CPU, which other tests'
+    # leftover threads and processes must not disturb.
+    if _engines.n_workers(None) < 2:
+        pytest.skip("needs two cores")
+    script = tmp_path / "move.py"
+    script.write_text(MOVE_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr
+    assert "moved to processes: 1" in out.stdout
+
+
+def test_probe_decides_on_worker_thread_cpu():
+    starved = _engines._GilProbe(workers=2, after_seconds=0.0)
+    starved.wall0 -= 1.0
+    starved.cpu = 1.1  # two threads, one second: the GIL let one run at a time
+    with pytest.raises(_engines._ThreadsStarved):
+        starved("k", None, {}, {"ready": ["next"]}, 0)
+    busy = _engines._GilProbe(workers=2, after_seconds=0.0)
+    busy.wall0 -= 1.0
+    busy.cpu = 1.9  # two threads, each almost always on a core
+    busy("k", None, {}, {"ready": ["next"]}, 0)
+    assert busy.decided and busy.results == {"k": None}
 
 
 def test_default_keeps_shared_work_on_threads(monkeypatch):
