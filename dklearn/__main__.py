@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-import sklearn
+from dklearn import _compat
 
 
 def workload(quick):
@@ -35,19 +35,11 @@ def workload(quick):
     ])
     grid = {"pca__n_components": sizes, "logistic__C": [1e-4, 1.0, 10, 1e4]}
     # scikit-learn 1.8 expresses the l1/l2 choice through l1_ratio.
-    if _version_at_least(sklearn.__version__, (1, 8)):
+    if _compat.sklearn_version() >= (1, 8):
         grid["logistic__l1_ratio"] = [0, 1]
     else:
         grid["logistic__penalty"] = ["l1", "l2"]
     return pipe, grid, X, y
-
-
-def _version_at_least(version, wanted):
-    parts = []
-    for piece in version.split(".")[:2]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        parts.append(int(digits or 0))
-    return tuple(parts) >= wanted
 
 
 def demo(quick=False, scheduler=None, skip_sklearn=False, out=sys.stdout):

@@ -382,14 +382,15 @@ def evaluation_contexts(search, ctx, n_evaluations):
 
 def inconsistent_splits_message(expected, got):
     # The wording changed in scikit-learn 1.9 ("returned" -> "return").
-    verb = "return" if _version() >= (1, 9) else "returned"
+    verb = "return" if sklearn_version() >= (1, 9) else "returned"
     return (
         f"cv.split and cv.get_n_splits {verb} inconsistent results. "
         f"Expected {expected} splits, got {got}"
     )
 
 
-def _version():
+def sklearn_version():
+    """(major, minor) of the installed scikit-learn."""
     parts = []
     for piece in sklearn.__version__.split(".")[:2]:
         digits = "".join(ch for ch in piece if ch.isdigit())

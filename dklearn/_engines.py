@@ -234,15 +234,15 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
     try:
         # The BLAS cap is process-wide: it holds for every worker thread.
         with threadpool_limits(limits=blas):
-            return list(
+            values = list(
                 dask.threaded.get(graph, keys, pool=pool, num_workers=workers, callbacks=callbacks)
             )
     except BaseException:
         # Ctrl-C or a failure: return now; running fits end on their own.
         pool.shutdown(wait=False, cancel_futures=True)
         raise
-    finally:
-        pool.shutdown(wait=True)
+    pool.shutdown(wait=True)
+    return values
 
 
 class CrashedWorker(RuntimeError):
@@ -278,7 +278,7 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2):
             workers, initializer=_start_worker, initargs=(blas, config, shared)
         )
         try:
-            return list(dask.multiprocessing.get(
+            values = list(dask.multiprocessing.get(
                 current, keys, pool=pool, num_workers=workers, chunksize=1,
                 callbacks=callbacks,
             ))
@@ -298,11 +298,12 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2):
                     hooks.done(key, value)
                 else:
                     graph[key] = (_tasks.unwrap, Const(_tasks.Failed(f"CrashedWorker: {error}", 0.0)))
-        except BaseException:
+        except BaseException:  # Ctrl-C or a failing fit: stop the workers now
             pool.shutdown(wait=False, kill_workers=True)
             raise
-        finally:
+        else:
             pool.shutdown(wait=True)
+            return values
 
 
 def _set_sklearn_config(config):

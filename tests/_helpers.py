@@ -1,10 +1,11 @@
 """Shared test helpers: a transformer that counts its calls, and a comparer of searches."""
 
+import os
 import threading
 from collections import Counter
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 
 CALLS = Counter()
 _LOCK = threading.Lock()
@@ -31,6 +32,22 @@ class CountingTransformer(TransformerMixin, BaseEstimator):
         with _LOCK:
             CALLS[(self.tag, "transform")] += 1
         return np.asarray(X) * self.factor
+
+
+class Crasher(ClassifierMixin, BaseEstimator):
+    """Kills the process that fits it when ``crash`` is true, as a segfault would."""
+
+    def __init__(self, crash=False):
+        self.crash = crash
+
+    def fit(self, X, y):
+        if self.crash:
+            os._exit(13)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
 
 
 def reset_calls():

@@ -7,7 +7,6 @@ error_score, that nested joblib runs on the same cluster, and the post's joblib
 spelling.
 """
 
-import os
 import subprocess
 import sys
 import threading
@@ -29,7 +28,7 @@ from sklearn.preprocessing import StandardScaler
 import dklearn  # noqa: F401 - registers joblib's 'dask.distributed' name
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import assert_same_results
+from ._helpers import Crasher, assert_same_results
 from .cluster import dask_cluster
 
 distributed = pytest.importorskip("distributed")
@@ -48,22 +47,6 @@ class SlowClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X, y):
         time.sleep(self.delay)
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict(self, X):
-        return np.full(len(X), self.classes_[0])
-
-
-class Crasher(ClassifierMixin, BaseEstimator):
-    """Kills the process that fits it when ``crash`` is true (like a segfault would)."""
-
-    def __init__(self, crash=False):
-        self.crash = crash
-
-    def fit(self, X, y):
-        if self.crash:
-            os._exit(13)
         self.classes_ = np.unique(y)
         return self
 

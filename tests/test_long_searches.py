@@ -6,7 +6,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ from dklearn._checkpoint import CheckpointError
 from dklearn._engines import CrashedWorker
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import CALLS, CountingTransformer, assert_same_results, reset_calls
+from ._helpers import CALLS, CountingTransformer, Crasher, assert_same_results, reset_calls
 
 X, y = make_classification(n_samples=90, n_features=5, random_state=0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,20 +184,6 @@ def test_concurrent_searches_share_one_file(tmp_path):
         assert "finished" in out
     # 15 + 16 candidates x 3 folds; the 15 shared candidates are the same work.
     assert len(_rows(path)) == 16 * 3
-
-
-class Crasher(ClassifierMixin, BaseEstimator):
-    def __init__(self, crash=False):
-        self.crash = crash
-
-    def fit(self, X, y):
-        if self.crash:
-            os._exit(13)
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict(self, X):
-        return np.full(len(X), self.classes_[0])
 
 
 def test_processes_isolate_a_fit_that_kills_its_process():
