@@ -10,7 +10,7 @@ from collections import defaultdict
 
 
 class Progress:
-    def __init__(self, keys, labels, n_splits, metric, restored=(), enabled=True):
+    def __init__(self, keys, n_splits, metric, restored=(), enabled=True):
         self.keys_to_candidates = defaultdict(list)
         for index, key in enumerate(keys):
             self.keys_to_candidates[key].append(index // n_splits)

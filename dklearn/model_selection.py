@@ -215,8 +215,9 @@ class _Evaluator:
         try:
             saved = store.load(keys) if store is not None else {}
             progress = Progress(
-                keys, labels, n_splits, search.refit if isinstance(search.refit, str) else "score",
-                restored=[(k, saved[k]) for k in keys if k in saved], enabled=bool(search.progress),
+                keys, n_splits, search.refit if isinstance(search.refit, str) else "score",
+                restored=[(k, saved[k]) for k in dict.fromkeys(keys) if k in saved],
+                enabled=bool(search.progress),
             )
 
             def done(key, record):
