@@ -59,7 +59,7 @@ def demo(quick=False, scheduler=None, skip_sklearn=False, out=sys.stdout):
     start = time.perf_counter()
     dk = GridSearchCV(pipe, grid, scheduler=scheduler).fit(X, y)
     dk_time = time.perf_counter() - start
-    where = scheduler or "local threads"
+    where = scheduler or "local default"
     print(f"dklearn ({where}): {dk_time:6.1f} s", file=out)
     print(f"  best params: {dk.best_params_}  best score: {dk.best_score_:.4f}", file=out)
     if skip_sklearn:
