@@ -1,0 +1,62 @@
+"""Invariants of the plan, checked with Hypothesis: keys name work, not objects or order."""
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, ParameterGrid
+from sklearn.pipeline import Pipeline
+
+from dklearn._plan import Planner, SearchSpec, estimator_token
+from dklearn._tasks import Const
+
+X = np.random.RandomState(0).normal(size=(30, 6))
+y = np.arange(30) % 2
+PIPE = Pipeline([("pca", PCA()), ("clf", LogisticRegression())])
+CANDIDATES = list(ParameterGrid({"pca__n_components": [1, 2, 3], "clf__C": [0.1, 1.0]}))
+
+
+def _graph(candidates):
+    folds = []
+    graph = {"X": Const(X), "y": Const(y)}
+    for i, (train, test) in enumerate(KFold(3).split(X)):
+        graph[f"tr{i}"], graph[f"te{i}"] = train, test
+        folds.append((f"tr{i}", f"te{i}"))
+    spec = SearchSpec("X", "y", tuple(folds), {}, {}, "cfg", "scoring", True, False, False)
+    planner = Planner(spec, graph, X)
+    finals = set()
+    for params in candidates:
+        est = clone(PIPE).set_params(**params)
+        for fold in range(3):
+            finals.add(planner.candidate(est, fold, (params, fold, 3, 0, 1)))
+    return set(planner.graph), finals
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.permutations(CANDIDATES))
+def test_candidate_order_does_not_change_the_work(order):
+    assert _graph(order) == _graph(CANDIDATES)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(CANDIDATES), st.integers(min_value=1, max_value=4))
+def test_repeated_equal_candidates_add_no_task(params, copies):
+    assert _graph([dict(params) for _ in range(copies)]) == _graph([params])
+
+
+@given(st.integers(min_value=1, max_value=50), st.floats(min_value=1e-3, max_value=1e3))
+def test_equal_estimators_hash_alike_and_unequal_differ(n, C):
+    a = Pipeline([("pca", PCA(n_components=n)), ("clf", LogisticRegression(C=C))])
+    b = Pipeline([("pca", PCA(n_components=n)), ("clf", LogisticRegression(C=C))])
+    assert estimator_token(a) == estimator_token(b)
+    c = clone(b).set_params(pca__n_components=n + 1)
+    assert estimator_token(a) != estimator_token(c)
+
+
+def test_prefix_tasks_are_shared_across_final_settings():
+    keys, finals = _graph(CANDIDATES)
+    fits = [k for k in keys if k.startswith("fit-PCA-")]
+    assert len(fits) == 3 * 3  # 3 PCA settings x 3 folds, whatever C is
+    assert len(finals) == len(CANDIDATES) * 3
