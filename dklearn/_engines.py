@@ -6,12 +6,13 @@ picks one and returns the values of ``keys`` in order:
 =====================  ==================================================
 ``scheduler``          engine
 =====================  ==================================================
-None                   the active dask.distributed Client if there is one,
-                       else the local default (below)
+None                   the default dask.distributed Client if there is one
+                       (as for dask collections), else the local default
 'sync'                 ``dask.local.get_sync``: in this thread, in order
 'threads'              ``dask.threaded.get`` with ``n_jobs`` threads
-'processes'            ``dask.multiprocessing.get`` with ``n_jobs`` processes
-a Client / 'tcp://..'  ``Client.get`` on that cluster
+'processes'            ``dask.multiprocessing.get`` on a loky process pool
+                       of ``n_jobs`` processes (data sent once to each)
+a Client / 'tcp://..'  that cluster (``Client.get``, data scattered once)
 =====================  ==================================================
 
 ``n_jobs=None`` or -1 means every core, 1 means sequential in this thread.
@@ -21,13 +22,12 @@ share every intermediate result for free, and most of scikit-learn's heavy
 work (BLAS, liblinear, libsvm, tree building) releases the GIL; but an
 estimator that holds the GIL (MLPClassifier with small batches) runs no
 faster on two threads than on one.  So the search starts on threads and
-watches the CPU time the process gets: if, after a second of work, the
-threads use less than 65% of the cores they were given, the graph has
-nothing to share between tasks (no pipeline prefix), and so nothing to lose
-by moving, the search restarts on processes.  The probe's work is lost, at
-most about a second per worker.  (Measured on 2 cores, benchmarks/run.py:
-MLP, threads 1.9x slower than scikit-learn, processes 0.8x; PCA pipeline,
-threads 0.7x, processes 1.9x.)
+counts the CPU time its worker threads get: if, after half a second, they
+use less than 65% of the cores they were given, and the graph has nothing to
+share between tasks (no pipeline prefix, so nothing to lose by moving), the
+unfinished tasks move to processes; finished results are kept.  (Measured on
+2 cores, benchmarks/run.py: MLP, threads 1.9x slower than scikit-learn,
+processes 0.8x; PCA pipeline, threads 0.7x, processes 1.9x.)
 
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
