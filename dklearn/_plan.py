@@ -270,7 +270,7 @@ class Planner:
                 continue
             key = f"union-{name}-{token}-{side}"
             self.graph.setdefault(
-                key, (_tasks.stack, Const(union), w, [getattr(b, side) for b in branches])
+                key, (_tasks.stack, w, [getattr(b, side) for b in branches])
             )
             keys[side] = key
         return Flow(keys["train"], keys["test"], keys["train_again"], token)

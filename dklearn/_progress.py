@@ -27,7 +27,7 @@ class Progress:
             self.update(key, record)
 
     def update(self, key, record):
-        for index, candidate in enumerate(self.keys_to_candidates.get(key, ())):
+        for candidate in self.keys_to_candidates.get(key, ()):
             fold = len(self.scores[candidate])
             self.scores[candidate][fold] = _score(record, self.metric)
             if len(self.scores[candidate]) == self.n_splits:

@@ -150,7 +150,7 @@ def transform(fitted, part):
     return Part(Xt, part.y, part.time + time.time() - start)
 
 
-def stack(union, weights, parts):
+def stack(weights, parts):
     """Concatenate FeatureUnion branches side by side, as FeatureUnion does.
 
     ``parts`` holds one entry per kept branch: a ``Part`` (or ``Fitted``),
@@ -208,9 +208,8 @@ class Stacked(Part):
 def stack_columns(config, parts, fitted=None):
     """Concatenate ColumnTransformer branches like ``ColumnTransformer._hstack``.
 
-    ``config`` holds (branch names, weights, sparse_threshold, n_samples key
-    unused); ``fitted`` is the training-side result whose sparse choice the
-    test side follows.
+    ``config`` holds (branch names, weights, sparse_threshold); ``fitted`` is
+    the training-side result whose sparse choice the test side follows.
     """
     import numpy as np
     from scipy import sparse
