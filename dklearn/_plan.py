@@ -41,10 +41,13 @@ arrays; a task that needs raw rows slices them itself (``_tasks.take``), so no
 per-fold copy of X is held by the graph.
 """
 
+import copy
+import hashlib
+import inspect
 from dataclasses import dataclass, field
 
 from dask.base import tokenize
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
@@ -56,22 +59,124 @@ def estimator_token(obj):
     """A hash of an estimator by value: its class and parameters, recursively.
 
     Equal-but-distinct parameter objects (two ``PCA(n_components=5)``) hash
-    alike, which is what lets candidates share work.
+    alike, which is what lets candidates share work.  The whole tree is
+    described first and hashed once: a search over 10,000 candidates hashes
+    10,000 estimators, so the cost of each hash shows.  A description made
+    only of plain values (str, int, float, bool, None) is hashed from its
+    ``repr``, which is exact for those; anything else (arrays, functions,
+    objects) goes through dask's ``tokenize``.
+    """
+    if isinstance(obj, dict) and not obj:
+        return _EMPTY_TOKEN
+    plain = [True]
+    description = _describe(obj, plain)
+    if plain[0]:
+        return combine(description)
+    return tokenize(description)
+
+
+def combine(*parts):
+    """A token for a tuple of tokens, strings, ints and None.
+
+    Cheaper than ``tokenize`` (no normalization dispatch): keys are made
+    once per (candidate, fold), and their parts are already tokens.
+    """
+    return hashlib.md5(repr(parts).encode()).hexdigest()
+
+
+_ESTIMATOR = "\0estimator"  # tags an estimator's description apart from user tuples
+_PLAIN = (str, int, float, bool, type(None))
+
+
+def _describe(obj, plain):
+    """A nested tuple with the same value whenever ``obj`` is equal by parameters.
+
+    ``plain[0]`` is cleared if a leaf is not of a ``_PLAIN`` type.
     """
     if isinstance(obj, BaseEstimator) or (
         hasattr(obj, "get_params") and not isinstance(obj, type)
     ):
-        params = obj.get_params(deep=False)
-        return tokenize(
-            type(obj).__module__,
-            type(obj).__qualname__,
-            [(k, estimator_token(v)) for k, v in sorted(params.items())],
+        cls = type(obj)
+        return (
+            _ESTIMATOR, cls.__module__, cls.__qualname__,
+            tuple((k, _describe(v, plain)) for k, v in _shallow_params(obj)),
         )
     if isinstance(obj, (list, tuple)):
-        return tokenize(type(obj).__name__, [estimator_token(v) for v in obj])
+        return (type(obj).__name__, tuple(_describe(v, plain) for v in obj))
     if isinstance(obj, dict):
-        return tokenize("dict", [(k, estimator_token(v)) for k, v in sorted(obj.items())])
-    return tokenize(obj)
+        return ("dict", tuple((_describe(k, plain), _describe(v, plain))
+                              for k, v in sorted(obj.items())))
+    if type(obj) not in _PLAIN:
+        plain[0] = False
+    return obj
+
+
+_EMPTY_TOKEN = combine("dict", ())
+_NO_PARAMS = Const({})  # read only: tasks copy parameters before use
+_PARAM_NAMES = {}  # class -> sorted constructor parameter names, or None: ask get_params
+
+
+def _shallow_params(obj):
+    """``sorted(obj.get_params(deep=False).items())``, without its per-call cost.
+
+    ``BaseEstimator.get_params`` inspects the constructor's signature on
+    every call (tens of microseconds).  For a class that keeps scikit-learn's
+    own ``get_params`` (so its parameters are its constructor's, whatever the
+    instance), the names are read once; any other class is asked each time.
+    """
+    cls = type(obj)
+    names = _PARAM_NAMES.get(cls, False)
+    if names is False:
+        names = _PARAM_NAMES[cls] = _constructor_names(cls)
+        if names is not None and names != sorted(obj.get_params(deep=False)):
+            names = _PARAM_NAMES[cls] = None
+    if names is None:
+        return sorted(obj.get_params(deep=False).items())
+    return [(name, getattr(obj, name)) for name in names]
+
+
+def with_params(template, params):
+    """``clone(template).set_params(**params)``, for describing a candidate.
+
+    The planner only reads the result (every task clones what it fits), so
+    when ``template`` is a fresh clone with scikit-learn's own
+    ``set_params`` and the parameters are its own (no ``step__param``), a
+    shallow copy with the attributes set is the same estimator at a tenth of
+    the cost; anything else takes the full path.
+    """
+    cls = type(template)
+    names = _PARAM_NAMES.get(cls, False)
+    if names is False:
+        _shallow_params(template)
+        names = _PARAM_NAMES[cls]
+    if (
+        names is not None
+        and _owner(cls, "set_params") is BaseEstimator
+        and all(k in names for k in params)  # names is short: a list is fine
+    ):
+        estimator = copy.copy(template)
+        for key, value in params.items():
+            setattr(estimator, key, value)
+        return estimator
+    return clone(template).set_params(**params)
+
+
+def _owner(cls, attr):
+    return next((c for c in cls.__mro__ if attr in vars(c)), None)
+
+
+def _constructor_names(cls):
+    """The parameter names of ``cls``, or None if its ``get_params`` is its own."""
+    if any(_owner(cls, attr) is not BaseEstimator for attr in ("get_params", "_get_param_names")):
+        return None
+    try:
+        signature = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return sorted(
+        p.name for p in signature.parameters.values() if p.name != "self" and p.kind not in kinds
+    )
 
 
 @dataclass(frozen=True)
@@ -112,6 +217,10 @@ class Planner:
     spec: SearchSpec
     graph: dict = field(default_factory=dict)
     data: object = None  # X itself: ColumnTransformer column callables read it
+    # Tokens of the current candidate's objects, by id: its folds reuse them.
+    _memo: dict = field(default_factory=dict, repr=False)
+    _current: object = field(default=None, repr=False)
+    _memo_folds: dict = field(default_factory=dict, repr=False)
 
     def candidate(self, estimator, fold, label, callback=None):
         """Key of the task that yields this (candidate, fold)'s result record.
@@ -119,6 +228,8 @@ class Planner:
         ``callback`` (scikit-learn's fit callbacks, per evaluation) makes the
         task this evaluation's own: the whole estimator, a key of its own.
         """
+        if estimator is not self._current:
+            self._current, self._memo = estimator, {}
         flow = self._raw(estimator, fold)
         if callback is not None:
             return self._final(estimator, flow, self.spec.fit_params, fold, label, callback)
@@ -131,7 +242,7 @@ class Planner:
     def _raw(self, estimator, fold):
         spec = self.spec
         train_key, test_key = spec.folds[fold]
-        pairwise = _compat.is_pairwise(estimator)
+        pairwise = self._cached(("pairwise", id(estimator)), _compat.is_pairwise, estimator)
         tags = Const(estimator)
         train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
         test = (
@@ -139,25 +250,40 @@ class Planner:
             if pairwise
             else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
         )
-        return Flow(train, test, train, f"raw-{tokenize(spec.X_key, fold, pairwise)}")
+        token = self._memo_folds.get((fold, pairwise))
+        if token is None:
+            token = self._memo_folds[fold, pairwise] = f"raw-{combine(spec.X_key, fold, pairwise)}"
+        return Flow(train, test, train, token)
+
+    def _token(self, obj):
+        """``estimator_token(obj)``, computed once per object of the current candidate."""
+        if isinstance(obj, dict) and not obj:
+            return _EMPTY_TOKEN
+        return self._cached(id(obj), estimator_token, obj)
+
+    def _cached(self, key, func, obj):
+        hit = self._memo.get(key)
+        if hit is None or hit[0] is not obj:  # the object keeps its id alive
+            hit = self._memo[key] = (obj, func(obj))
+        return hit[1]
 
     def _sliced_params(self, params, fold, side):
         """A graph argument for ``params`` restricted to one side of a fold."""
         if not params:
-            return Const({})
+            return _NO_PARAMS
         rows = self.spec.folds[fold][0 if side == "train" else 1]
         # The unsliced parameters are a data entry of the graph, like X: an
         # engine sends them to each worker once.
         data_key = f"fitparams-{estimator_token(params)}"
         self.graph.setdefault(data_key, Const(params))
-        key = f"params-{tokenize(data_key, rows)}"
+        key = f"params-{combine(data_key, rows)}"
         self.graph.setdefault(key, (_tasks.fold_params, self.spec.X_key, data_key, rows))
         return key
 
     # -- final step -----------------------------------------------------------
 
     def _final_node(self, estimator, flow, params, fold, label):
-        if _decomposable_pipeline(estimator):
+        if self._cached(("pipeline", id(estimator)), _decomposable_pipeline, estimator):
             try:
                 steps = _compat.pipeline_step_params(estimator, params)
             except Exception:
@@ -175,8 +301,8 @@ class Planner:
         spec = self.spec
         key = "score-{}-{}".format(
             type(estimator).__name__,
-            tokenize(estimator_token(estimator), flow.token, estimator_token(params),
-                     spec.scorer_token, None if callback is None else label[1:]),
+            combine(self._token(estimator), flow.token, self._token(params),
+                    spec.scorer_token, None if callback is None else label[1:]),
         )
         if key not in self.graph:
             self.graph[key] = (
@@ -189,7 +315,7 @@ class Planner:
                 self._sliced_params(spec.score_params, fold, "test"),
                 self._sliced_params(spec.score_params, fold, "train")
                 if spec.return_train_score
-                else Const({}),
+                else _NO_PARAMS,
                 spec.config_key,
                 Const(label),
                 callback,
@@ -217,7 +343,7 @@ class Planner:
 
     def _leaf(self, step, flow, params, fold):
         name = type(step).__name__
-        token = tokenize(estimator_token(step), flow.token, estimator_token(params))
+        token = combine(self._token(step), flow.token, self._token(params))
         fit_key = f"fit-{name}-{token}"
         if fit_key not in self.graph:
             fit_params = self._sliced_params_dict(params, fold)
@@ -239,7 +365,7 @@ class Planner:
     def _sliced_params_dict(self, params, fold):
         """Per-method step parameters ({'fit': ..., 'fit_transform': ...}), sliced."""
         if not any(params.get(m) for m in params):
-            return Const({})
+            return _NO_PARAMS
         merged = {}
         for method, values in params.items():
             for k, v in values.items():
@@ -259,9 +385,7 @@ class Planner:
             return self._map(flow, _tasks.empty_union, "empty")
         branches = [self._transformer(t, flow, {}, fold) for _, t in kept]
         w = Const([weights.get(name) for name, _ in kept])
-        token = tokenize(
-            "union", [b.token for b in branches], estimator_token(w.value)
-        )
+        token = combine("union", *[b.token for b in branches], estimator_token(w.value))
         name = type(union).__name__
         keys = {}
         for side in ("train", "test", "train_again"):
@@ -289,7 +413,7 @@ class Planner:
             [weights.get(name) for name, _, _ in branches],
             ct.sparse_threshold,
         ))
-        token = tokenize("columns", [f.token for f in flows], estimator_token(config.value))
+        token = combine("columns", *[f.token for f in flows], estimator_token(config.value))
         name = type(ct).__name__
         train_key = f"union-{name}-{token}-train"
         self.graph.setdefault(train_key, (_tasks.stack_columns, config, [f.train for f in flows]))
@@ -306,7 +430,7 @@ class Planner:
         return Flow(keys["train"], keys["test"], keys["train_again"], token)
 
     def _map(self, flow, func, tag, *args):
-        token = tokenize(tag, flow.token)
+        token = combine(tag, flow.token)
         sides = {}
         for side in ("train", "test", "train_again"):
             arg = getattr(flow, side)

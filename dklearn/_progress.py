@@ -11,6 +11,9 @@ from collections import defaultdict
 
 class Progress:
     def __init__(self, keys, n_splits, metric, restored=(), enabled=True):
+        self.enabled = enabled
+        if not enabled:
+            return
         self.keys_to_candidates = defaultdict(list)
         for index, key in enumerate(keys):
             self.keys_to_candidates[key].append(index // n_splits)
@@ -27,6 +30,8 @@ class Progress:
             self.update(key, record)
 
     def update(self, key, record):
+        if not self.enabled:
+            return
         for candidate in self.keys_to_candidates.get(key, ()):
             fold = len(self.scores[candidate])
             self.scores[candidate][fold] = _score(record, self.metric)
@@ -40,7 +45,7 @@ class Progress:
             self.bar.set_postfix(best=f"{self.best:.4f}", refresh=False)
 
     def close(self):
-        if self.bar is not None:
+        if self.enabled and self.bar is not None:
             self.bar.close()
 
 

@@ -31,7 +31,7 @@ from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 
 from . import _compat, _engines
-from ._plan import Planner, SearchSpec, estimator_token
+from ._plan import Planner, SearchSpec, estimator_token, with_params
 from ._checkpoint import Checkpoint
 from ._progress import Progress
 from ._tasks import Const, ScoreConfig, failed_record
@@ -184,8 +184,9 @@ class _Evaluator:
         )
         planner = Planner(spec, graph, self.X)
         keys, labels = [], {}
+        template = clone(base_estimator)
         for cand, params in enumerate(candidate_params):
-            estimator = clone(base_estimator).set_params(**_compat.clone_params(params))
+            estimator = with_params(template, _compat.clone_params(params))
             for fold in range(n_splits):
                 label = (params, fold, n_splits, cand, n_candidates)
                 callback = None

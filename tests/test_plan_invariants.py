@@ -1,15 +1,16 @@
 """Invariants of the plan, checked with Hypothesis: keys name work, not objects or order."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, ParameterGrid
 from sklearn.pipeline import Pipeline
 
-from dklearn._plan import Planner, SearchSpec, estimator_token
+from dklearn._plan import Planner, SearchSpec, estimator_token, with_params
 from dklearn._tasks import Const
 
 X = np.random.RandomState(0).normal(size=(30, 6))
@@ -60,3 +61,46 @@ def test_prefix_tasks_are_shared_across_final_settings():
     fits = [k for k in keys if k.startswith("fit-PCA-")]
     assert len(fits) == 3 * 3  # 3 PCA settings x 3 folds, whatever C is
     assert len(finals) == len(CANDIDATES) * 3
+
+
+class _KwargsEstimator(BaseEstimator):
+    """Parameters that are not its constructor's: get_params is its own."""
+
+    def __init__(self, **params):
+        self._params = params
+
+    def get_params(self, deep=True):
+        return dict(self._params)
+
+    def set_params(self, **params):
+        self._params.update(params)
+        return self
+
+
+@pytest.mark.parametrize("template, params", [
+    (LogisticRegression(), {"C": 0.5, "penalty": "l1"}),
+    (PIPE, {"pca__n_components": 2, "clf__C": 3.0}),  # nested: the full path
+    (PIPE, {"clf": LogisticRegression(C=7.0)}),
+    (_KwargsEstimator(a=1), {"b": 2}),
+])
+def test_with_params_is_clone_then_set_params(template, params):
+    fast = with_params(clone(template), params)
+    full = clone(template).set_params(**params)
+    assert type(fast) is type(full)
+    assert estimator_token(fast) == estimator_token(full)
+    assert repr(fast.get_params(deep=True)) == repr(full.get_params(deep=True))
+    assert estimator_token(template) == estimator_token(clone(template))  # template untouched
+
+
+def test_token_reads_parameters_a_custom_get_params_reports():
+    assert estimator_token(_KwargsEstimator(a=1)) == estimator_token(_KwargsEstimator(a=1))
+    assert estimator_token(_KwargsEstimator(a=1)) != estimator_token(_KwargsEstimator(a=1, b=2))
+
+
+def test_token_hashes_array_parameters_by_content():
+    a = _KwargsEstimator(w=np.arange(5.0))
+    assert estimator_token(a) == estimator_token(_KwargsEstimator(w=np.arange(5.0)))
+    assert estimator_token(a) != estimator_token(_KwargsEstimator(w=np.arange(5.0) + 1))
+    # Plain values and look-alike strings do not collide.
+    assert estimator_token(LogisticRegression(C=1)) != estimator_token(LogisticRegression(C=1.0))
+    assert estimator_token(LogisticRegression(C=1)) != estimator_token(LogisticRegression(C="1"))
