@@ -407,6 +407,15 @@ def _short_time(t):
     return f" {t:5.1f}s"
 
 
+def batch(records):
+    """Several (candidate, fold) tasks run as one (their records, in order).
+
+    The engine groups cheap tasks this way so that per-task costs (pickling,
+    inter-process messages) are paid once per batch; see ``_engines``.
+    """
+    return records
+
+
 def unwrap(const):
     """A result computed earlier, put back into a graph as a task."""
     return const.value

@@ -37,8 +37,9 @@ class CountingTransformer(TransformerMixin, BaseEstimator):
 class Crasher(ClassifierMixin, BaseEstimator):
     """Kills the process that fits it when ``crash`` is true, as a segfault would."""
 
-    def __init__(self, crash=False):
+    def __init__(self, crash=False, tag=0):
         self.crash = crash
+        self.tag = tag  # only tells candidates apart
 
     def fit(self, X, y):
         if self.crash:

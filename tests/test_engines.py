@@ -55,10 +55,14 @@ def local_cluster():
         yield client
 
 
-@pytest.fixture(params=["sync", "threads", "processes", "cluster"])
+@pytest.fixture(params=["sync", "threads", "processes", "processes-batched", "cluster"])
 def scheduler(request):
     if request.param == "cluster":
         return request.getfixturevalue("local_cluster")
+    if request.param == "processes-batched":
+        # Several (candidate, fold) tasks per process-pool task, as for cheap fits.
+        request.getfixturevalue("monkeypatch").setattr(_engines, "batch_size", lambda *a: 3)
+        return "processes"
     return request.param
 
 
@@ -166,15 +170,29 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
 
 def test_probe_decides_on_worker_thread_cpu():
     starved = _engines._GilProbe(workers=2, after_seconds=0.0)
+    starved.start({}, {})
     starved.wall0 -= 1.0
     starved.cpu = 1.1  # two threads, one second: the GIL let one run at a time
     with pytest.raises(_engines._ThreadsStarved):
         starved("k", None, {}, {"ready": ["next"]}, 0)
     busy = _engines._GilProbe(workers=2, after_seconds=0.0)
+    busy.start({}, {})
     busy.wall0 -= 1.0
     busy.cpu = 1.9  # two threads, each almost always on a core
     busy("k", None, {}, {"ready": ["next"]}, 0)
     assert busy.decided and busy.results == {"k": None}
+    assert busy.seconds_per_task == pytest.approx(2.0, rel=0.05)  # 2 threads x 1 s / 1 task
+
+
+@pytest.mark.parametrize("n_keys, seconds, expected", [
+    (100, None, 1),  # few tasks of unknown cost: one each
+    (5000, None, 312),  # many: 8 batches per worker
+    (5000, 0.001, 100),  # measured cheap: about 0.1 s of work each
+    (5000, 1.0, 1),  # measured expensive: one each
+    (40, 0.0001, 2),  # never fewer than 8 batches per worker
+])
+def test_batch_size(n_keys, seconds, expected):
+    assert _engines.batch_size(n_keys, 2, seconds) == expected
 
 
 def test_default_keeps_shared_work_on_threads(monkeypatch):

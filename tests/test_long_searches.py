@@ -16,6 +16,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from dklearn import _engines
 from dklearn._checkpoint import CheckpointError
 from dklearn._engines import CrashedWorker
 from dklearn.model_selection import GridSearchCV
@@ -194,6 +195,19 @@ def test_processes_isolate_a_fit_that_kills_its_process():
     scores = search.cv_results_["mean_test_score"]
     assert np.isnan(scores[1])
     assert search.best_params_ == {"crash": False}
+
+
+def test_a_crash_inside_a_batch_costs_only_the_crashing_fits(monkeypatch):
+    # Cheap fits travel in batches; after a crash, the batch's members run
+    # one by one, so the innocent members of a batch that died still count.
+    monkeypatch.setattr(_engines, "batch_size", lambda *a: 4)
+    grid = {"crash": [False, True], "tag": [0, 1, 2, 3]}
+    search = GridSearchCV(Crasher(), grid, cv=2, scheduler="processes", n_jobs=2)
+    with pytest.warns(FitFailedWarning):
+        search.fit(X, y)
+    crashed = np.array([p["crash"] for p in search.cv_results_["params"]])
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[crashed]).all() and np.isfinite(scores[~crashed]).all()
 
 
 def test_processes_crash_with_raise_raises():
