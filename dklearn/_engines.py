@@ -38,6 +38,8 @@ or process is started with the caller's, and on a cluster every task carries
 it.
 """
 
+import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -233,7 +235,7 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
     callbacks = [_reporter(keys, hooks)]
     if probe is not None:
         callbacks.append((None, probe.start, None, probe, None))
-    options = dict(initializer=_set_sklearn_config, initargs=(config,))
+    options = dict(initializer=_start_thread, initargs=(blas, config))
     if probe is None:
         pool = ThreadPoolExecutor(workers, **options)
     else:
@@ -297,7 +299,7 @@ def _batched(graph, keys, size):
 def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, seconds_per_task=None):
     """Run on a process pool; a task that kills its process costs that task only.
 
-    Data goes to each process once, at start-up.  Cheap requested tasks go
+    Data is memory-mapped by each process at start-up.  Cheap requested tasks go
     in batches (``batch_size``).  When a worker process dies (segfault,
     ``os._exit``, out of memory), the pool is replaced and the graph runs
     again, minus the results already in; a batch that was running is split
@@ -306,12 +308,25 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     intermediate one becomes a failed step for everything downstream.
     Ctrl-C kills the worker processes at once.
     """
-    import dask.multiprocessing
-    from joblib.externals.loky.process_executor import ProcessPoolExecutor
-
     Const, Shared = _tasks.Const, _tasks.Shared
     shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
     graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
+    with tempfile.TemporaryDirectory(prefix="dklearn-") as folder:
+        # The data is written once and memory-mapped by every worker (as
+        # joblib does for scikit-learn): one copy in memory however many
+        # workers, and a start-up message of a few bytes, so workers start in
+        # parallel (a large start-up message makes loky start them one by one).
+        path = os.path.join(folder, "data.joblib")
+        joblib.dump(shared, path)
+        return _run_pool(graph, keys, workers, (blas, config, path), hooks, attempts,
+                         seconds_per_task)
+
+
+def _run_pool(graph, keys, workers, initargs, hooks, attempts, seconds_per_task):
+    import dask.multiprocessing
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    Const = _tasks.Const
     graph, batches = _batched(graph, list(keys), batch_size(len(keys), workers, seconds_per_task))
     finished, deaths = {}, {}
 
@@ -338,9 +353,7 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
         current = {**graph, **{
             k: (_tasks.unwrap, Const(v)) for k, v in finished.items() if k in graph
         }}
-        pool = ProcessPoolExecutor(
-            workers, initializer=_start_worker, initargs=(blas, config, shared)
-        )
+        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
         try:
             dask.multiprocessing.get(
                 current, requested, pool=pool, num_workers=workers, chunksize=1,
@@ -381,10 +394,19 @@ def _set_sklearn_config(config):
     sklearn.set_config(**config)
 
 
-def _start_worker(blas, config, shared):  # pragma: no cover - runs in worker processes
+def _start_thread(blas, config):
+    # OpenMP's thread count is a per-thread setting: the process-wide cap set
+    # by the caller does not reach threads started later, so each worker
+    # thread sets its own (else every HistGradientBoosting fit in every
+    # worker thread starts an OpenMP team of one thread per core).
+    threadpool_limits(limits=blas, user_api="openmp")
+    _set_sklearn_config(config)
+
+
+def _start_worker(blas, config, path):  # pragma: no cover - runs in worker processes
     threadpool_limits(limits=blas)
     _set_sklearn_config(config)
-    _tasks.receive_shared(shared)
+    _tasks.receive_shared(joblib.load(path, mmap_mode="r"))
 
 
 def _run_distributed(client, graph, keys, config, hooks, attempts=3):

@@ -231,3 +231,41 @@ def test_local_mode_opens_no_port(scheduler):
         stop.set()
         watcher.join()
     assert {addr for _, addr in seen} <= before
+
+
+class OpenMPProbe(ClassifierMixin, BaseEstimator):
+    """Records the OpenMP thread count its fit would get (per-thread in OpenMP)."""
+
+    seen = []
+
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        from threadpoolctl import threadpool_info
+
+        OpenMPProbe.seen.extend(
+            i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"
+        )
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_worker_threads_cap_openmp_like_blas():
+    # OpenMP's limit belongs to each thread: a cap set in the calling thread
+    # does not reach pool threads, which must set their own.
+    import sklearn.ensemble  # noqa: F401 - loads scikit-learn's OpenMP runtime
+
+    cores = _engines.n_workers(None)
+    if cores < 2:
+        pytest.skip("needs two cores")
+    OpenMPProbe.seen.clear()
+    search = GridSearchCV(OpenMPProbe(), {"C": [1.0, 2.0]}, cv=3, scheduler="threads",
+                          n_jobs=2, refit=False)  # refit runs in this thread
+    search.fit(X, y)
+    if not OpenMPProbe.seen:
+        pytest.skip("no OpenMP runtime loaded")
+    assert set(OpenMPProbe.seen) == {cores // 2}
