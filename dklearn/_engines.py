@@ -138,18 +138,56 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
     if scheduler == "sync" or workers == 1:
         import dask.local
 
-        return list(dask.local.get_sync(graph, keys, callbacks=[_reporter(keys, hooks)]))
+        def run_sync(graph, keys):
+            return list(dask.local.get_sync(graph, keys, callbacks=[_reporter(keys, hooks)]))
+
+        return _in_chunks(graph, keys, run_sync)
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
         probe = _GilProbe(workers) if auto and not _shares_work(graph) else None
+        finished = {}
         try:
-            return _run_threads(graph, keys, workers, blas, config, hooks, probe)
+            return _in_chunks(
+                graph, keys,
+                lambda g, k: _run_threads(g, k, workers, blas, config, hooks, probe),
+                finished,
+            )
         except _ThreadsStarved:
             # What the threads finished is kept; only the rest moves.
-            graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in probe.results.items()}}
-            return _run_processes(graph, keys, workers, blas, config, hooks,
-                                  seconds_per_task=probe.seconds_per_task)
+            finished.update(probe.results)
+            graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in finished.items()}}
+            rest = [k for k in keys if k not in finished]
+            finished.update(zip(rest, _run_processes(
+                graph, rest, workers, blas, config, hooks, seconds_per_task=probe.seconds_per_task,
+            )))
+            return [finished[k] for k in keys]
     return _run_processes(graph, keys, workers, blas, config, hooks)
+
+
+# dask's local schedulers keep a few kilobytes of state per task: a search of
+# 50,000 independent fits runs as chunks of this many, so that the client's
+# memory stays near scikit-learn's.  (Graphs that share work run whole.)
+CHUNK_KEYS = 2000
+
+
+def _in_chunks(graph, keys, run, finished=None):
+    """``run(graph, keys)`` for each chunk; the values of ``keys``, in order."""
+    finished = {} if finished is None else finished
+    for sub, chunk in _chunks(graph, keys):
+        finished.update(zip(chunk, run(sub, chunk)))
+    return [finished[k] for k in keys]
+
+
+def _chunks(graph, keys):
+    """(graph, keys) pairs to run one after the other: chunks of independent fits."""
+    if len(keys) <= CHUNK_KEYS or _shares_work(graph):
+        yield dict(graph), list(keys)
+        return
+    from dask.optimization import cull
+
+    for start in range(0, len(keys), CHUNK_KEYS):
+        chunk = keys[start:start + CHUNK_KEYS]
+        yield cull(graph, chunk)[0], chunk
 
 
 def _reporter(keys, hooks, finished=None):
@@ -193,12 +231,13 @@ class _GilProbe:
         self.seconds_per_task = None  # wall time per finished task, at the decision
 
     def start(self, dsk, state):
-        self.wall0 = time.perf_counter()
+        if self.wall0 is None:  # the first chunk's start
+            self.wall0 = time.perf_counter()
 
     def __call__(self, key, result, dsk, state, worker_id):
-        self.results[key] = result
         if self.decided:
-            return
+            return  # threads it is: nothing will move
+        self.results[key] = result
         wall = time.perf_counter() - self.wall0
         if wall < self.after_seconds:
             return
@@ -267,15 +306,16 @@ BATCH_SECONDS = 0.1
 BATCHES_PER_WORKER = 8
 
 
-def batch_size(n_keys, workers, seconds_per_task=None):
-    """How many requested tasks to run per process-pool task.
+def batch_size(n_keys, workers, seconds_per_task=None, n_total=None):
+    """How many of ``n_keys`` requested tasks to run per process-pool task.
 
     ``seconds_per_task`` is the mean measured on threads (None: unknown, in
-    which case only searches of many tasks are batched, by count).
+    which case only searches of many tasks, ``n_total`` in all, are batched,
+    by count).
     """
     most = max(n_keys // (workers * BATCHES_PER_WORKER), 1)
     if seconds_per_task is None:
-        return most if n_keys >= 1000 else 1
+        return most if (n_total or n_keys) >= 1000 else 1
     return int(min(max(BATCH_SECONDS / max(seconds_per_task, 1e-6), 1), most))
 
 
@@ -323,69 +363,87 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
 
 
 def _run_pool(graph, keys, workers, initargs, hooks, attempts, seconds_per_task):
-    import dask.multiprocessing
+    """One process pool for the whole run, replaced when a worker dies."""
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
-    Const = _tasks.Const
-    graph, batches = _batched(graph, list(keys), batch_size(len(keys), workers, seconds_per_task))
     finished, deaths = {}, {}
+    pool = None
+    try:
+        for sub, chunk in _chunks(graph, keys):
+            size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
+            sub, batches = _batched(sub, chunk, size)
+            while True:
+                if pool is None:
+                    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
+                if _attempt(pool, sub, chunk, batches, workers, hooks, finished, deaths, attempts):
+                    break
+                pool.shutdown(wait=False, kill_workers=True)
+                pool = None
+    except BaseException:  # Ctrl-C or a failing fit: stop the workers now
+        if pool is not None:
+            pool.shutdown(wait=False, kill_workers=True)
+        raise
+    if pool is not None:
+        pool.shutdown(wait=True)
+    return [finished[k] for k in keys]
+
+
+def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, attempts):
+    """Run what is left of ``keys`` on ``pool``; False if a worker process died.
+
+    After a death, ``graph`` and ``batches`` are edited for the next
+    attempt: a batch that was running is split into its members, and a task
+    that was running at its ``attempts``-th death is given up on.
+    """
+    import dask.multiprocessing
+
+    Const = _tasks.Const
+    wanted = set(keys)
+    started, ended = set(), set()
 
     def record(key, value):
         finished[key] = value
         hooks.done(key, value)
 
-    wanted = set(keys)
-    while True:
-        started, ended = set(), set()
+    def posttask(key, result, dsk, state, worker_id):
+        ended.add(key)
+        if key in batches:
+            for member, value in zip(batches[key], result):
+                record(member, value)
+        elif key in wanted:
+            record(key, result)
 
-        def posttask(key, result, dsk, state, worker_id):
-            ended.add(key)
-            if key in batches:
-                for member, value in zip(batches[key], result):
-                    record(member, value)
-            elif key in wanted:
-                record(key, result)
-
-        callbacks = [(None, None, lambda key, dsk, state: started.add(key), posttask, None)]
-        requested = list(batches) + [k for k in keys if k not in finished and k in graph]
-        if not requested:
-            return [finished[k] for k in keys]
-        current = {**graph, **{
-            k: (_tasks.unwrap, Const(v)) for k, v in finished.items() if k in graph
-        }}
-        pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
-        try:
-            dask.multiprocessing.get(
-                current, requested, pool=pool, num_workers=workers, chunksize=1,
-                callbacks=callbacks,
-            )
-        except BrokenProcessPool:
-            pool.shutdown(wait=False, kill_workers=True)
-            for key in started - ended:
-                if key in batches:  # which member crashed is unknown: run each alone
-                    batch = graph.pop(key)[1]
-                    graph.update(zip(batches.pop(key), batch))
-                    continue
-                deaths[key] = deaths.get(key, 0) + 1
-                if deaths[key] < attempts:
-                    continue
-                error = CrashedWorker(
-                    f"The task {key!r} was running in a worker process each of the "
-                    f"{deaths[key]} times one died (segfault, os._exit or out of memory)."
-                )
-                value = hooks.lost(key, error) if hooks.lost else None
-                if key in wanted:
-                    record(key, value)
-                else:
-                    graph[key] = (_tasks.unwrap, Const(_tasks.Failed(f"CrashedWorker: {error}", 0.0)))
-            for key in [k for k in batches if k in ended]:
-                del batches[key], graph[key]  # its members are in ``finished``
-        except BaseException:  # Ctrl-C or a failing fit: stop the workers now
-            pool.shutdown(wait=False, kill_workers=True)
-            raise
+    requested = list(batches) + [k for k in keys if k not in finished and k in graph]
+    if not requested:
+        return True
+    current = {**graph, **{k: (_tasks.unwrap, Const(v)) for k, v in finished.items() if k in graph}}
+    try:
+        dask.multiprocessing.get(
+            current, requested, pool=pool, num_workers=workers, chunksize=1,
+            callbacks=[(None, None, lambda key, dsk, state: started.add(key), posttask, None)],
+        )
+        return True
+    except BrokenProcessPool:
+        pass
+    for key in started - ended:
+        if key in batches:  # which member crashed is unknown: run each alone
+            graph.update(zip(batches.pop(key), graph.pop(key)[1]))
+            continue
+        deaths[key] = deaths.get(key, 0) + 1
+        if deaths[key] < attempts:
+            continue
+        error = CrashedWorker(
+            f"The task {key!r} was running in a worker process each of the "
+            f"{deaths[key]} times one died (segfault, os._exit or out of memory)."
+        )
+        value = hooks.lost(key, error) if hooks.lost else None
+        if key in wanted:
+            record(key, value)
         else:
-            pool.shutdown(wait=True)
-            return [finished[k] for k in keys]
+            graph[key] = (_tasks.unwrap, Const(_tasks.Failed(f"CrashedWorker: {error}", 0.0)))
+    for key in [k for k in batches if k in ended]:
+        del batches[key], graph[key]  # its members are in ``finished``
+    return False
 
 
 def _set_sklearn_config(config):

@@ -269,3 +269,21 @@ def test_worker_threads_cap_openmp_like_blas():
     if not OpenMPProbe.seen:
         pytest.skip("no OpenMP runtime loaded")
     assert set(OpenMPProbe.seen) == {cores // 2}
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_many_independent_fits_run_in_chunks_with_the_same_results(scheduler, monkeypatch):
+    grid = {"C": [0.01, 0.1, 1.0, 10.0]}
+    ref = GridSearchCV(LogisticRegression(), grid, cv=3, scheduler="sync").fit(X, y)
+    monkeypatch.setattr(_engines, "CHUNK_KEYS", 5)
+    sizes, real = [], _engines._chunks
+
+    def spy(graph, keys):
+        for sub, chunk in real(graph, keys):
+            sizes.append(len(chunk))
+            yield sub, chunk
+
+    monkeypatch.setattr(_engines, "_chunks", spy)
+    got = GridSearchCV(LogisticRegression(), grid, cv=3, scheduler=scheduler, n_jobs=2).fit(X, y)
+    assert_same_results(ref, got)
+    assert sizes == [5, 5, 2]  # 4 candidates x 3 folds, 5 at a time
