@@ -240,20 +240,24 @@ class Planner:
     # -- data ---------------------------------------------------------------
 
     def _raw(self, estimator, fold):
-        spec = self.spec
-        train_key, test_key = spec.folds[fold]
         pairwise = self._cached(("pairwise", id(estimator)), _compat.is_pairwise, estimator)
-        tags = Const(estimator)
-        train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
-        test = (
-            (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
-            if pairwise
-            else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
-        )
-        token = self._memo_folds.get((fold, pairwise))
-        if token is None:
-            token = self._memo_folds[fold, pairwise] = f"raw-{combine(spec.X_key, fold, pairwise)}"
-        return Flow(train, test, train, token)
+        flow = self._memo_folds.get((fold, pairwise))
+        if flow is None:
+            # Slicing reads only the estimator's 'pairwise' tag, so every
+            # candidate with the same tag shares these inline tasks (one
+            # object per fold, not per task: 50,000 tasks hold less).
+            spec = self.spec
+            train_key, test_key = spec.folds[fold]
+            tags = Const(estimator)
+            train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
+            test = (
+                (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
+                if pairwise
+                else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
+            )
+            token = f"raw-{combine(spec.X_key, fold, pairwise)}"
+            flow = self._memo_folds[fold, pairwise] = Flow(train, test, train, token)
+        return flow
 
     def _token(self, obj):
         """``estimator_token(obj)``, computed once per object of the current candidate."""

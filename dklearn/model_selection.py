@@ -183,7 +183,7 @@ class _Evaluator:
             return_train_score=search.return_train_score,
         )
         planner = Planner(spec, graph, self.X)
-        keys, labels = [], {}
+        keys = []
         template = clone(base_estimator)
         for cand, params in enumerate(candidate_params):
             estimator = with_params(template, _compat.clone_params(params))
@@ -193,17 +193,18 @@ class _Evaluator:
                 if contexts is not None:
                     callback = Const((contexts[cand * n_splits + fold], search))
                 keys.append(planner.candidate(estimator, fold, label, callback))
-                labels.setdefault(keys[-1], label)
 
         def lost(key, error):
             """A fit that killed every worker that ran it: a failed fit, not a failed search."""
             if search.error_score == "raise":
                 raise error
             message = f"{type(error).__name__}: {error}"
-            if key not in labels:  # a shared step: its candidates fail downstream
+            try:
+                index = keys.index(key)  # rare: a scan beats a dict of every key
+            except ValueError:  # a shared step: its candidates fail downstream
                 what = "A step shared by several candidates"
             else:
-                params, fold = labels[key][:2]
+                params, fold = candidate_params[index // n_splits], index % n_splits
                 what = f"The fit of candidate {params!r} on split {fold}"
             warnings.warn(
                 f"{what} killed the worker processes that ran it ({message}); it is "
@@ -238,9 +239,14 @@ class _Evaluator:
             if store is not None:
                 store.close()
         results = {**saved, **dict(zip(todo, values))}
-        # Records are shared between candidates with equal keys: copy them, as
-        # scikit-learn's helpers may edit them in place.
-        return [dict(results[k]) for k in keys]
+        # A record shared by candidates with equal keys is copied for each
+        # further use, as scikit-learn's helpers may edit records in place.
+        seen = set()
+        records = []
+        for k in keys:
+            records.append(dict(results[k]) if k in seen else results[k])
+            seen.add(k)
+        return records
 
 
 _SCHEDULER_DOC = """
