@@ -40,12 +40,15 @@ it.
 
 import os
 import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import joblib
 from threadpoolctl import threadpool_limits
 
-from . import _local, _tasks
+from . import _tasks
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -141,8 +144,23 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
         return _in_chunks(graph, keys, run_sync)
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
-        probe = auto and not _shares_work(graph)
-        return _run_local(graph, keys, workers, blas, config, hooks, probe)
+        probe = _GilProbe(workers) if auto and not _shares_work(graph) else None
+        finished = {}
+        try:
+            return _in_chunks(
+                graph, keys,
+                lambda g, k: _run_threads(g, k, workers, blas, config, hooks, probe),
+                finished,
+            )
+        except _ThreadsStarved:
+            # What the threads finished is kept; only the rest moves.
+            finished.update(probe.results)
+            graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in finished.items()}}
+            rest = [k for k in keys if k not in finished]
+            finished.update(zip(rest, _run_processes(
+                graph, rest, workers, blas, config, hooks, seconds_per_task=probe.seconds_per_task,
+            )))
+            return [finished[k] for k in keys]
     return _run_processes(graph, keys, workers, blas, config, hooks)
 
 
@@ -190,46 +208,88 @@ def _shares_work(graph):
     return any(isinstance(k, str) and k.startswith(("fit-", "union-")) for k in graph)
 
 
-def _run_local(graph, keys, workers, blas, config, hooks, probe):
-    """Run on this process's threads, which may hand work to processes (``_local``).
+class _ThreadsStarved(Exception):
+    """Raised by the probe to abandon a threaded run that the GIL serializes."""
 
-    If a worker process dies, what finished is kept and the crash-isolating
-    process engine runs the rest.
+
+class _GilProbe:
+    """A dask posttask callback that measures how much CPU the worker threads get.
+
+    CPU time is counted per worker thread (``_MeteredPool``), so other
+    threads of the process (a dask client's event loop, say) do not blur it.
     """
-    import dask.local
 
-    shared = {k: v.value for k, v in graph.items() if isinstance(v, _tasks.Const)}
-    executor = _local.HybridExecutor(
-        workers, _start_thread, (blas, config), _start_worker, (blas, config), shared,
-        n_tasks=len(keys), probe=probe,
-    )
-    # More tasks submitted than consumers lets a process consumer take
-    # several cheap ones per trip.
-    slots = workers * (_local.SLOTS_PER_WORKER if probe else 1)
-    finished = {}
+    def __init__(self, workers, after_seconds=0.5, threshold=0.65):
+        self.workers = workers
+        self.after_seconds = after_seconds
+        self.threshold = threshold
+        self.wall0 = None  # set when the first task may start (after dask's set-up)
+        self.cpu = 0.0  # worker threads' CPU seconds, added by _MeteredPool
+        self.lock = threading.Lock()
+        self.results = {}
+        self.decided = False
+        self.seconds_per_task = None  # wall time per finished task, at the decision
 
-    def run(graph, keys):
-        return dask.local.get_async(
-            executor.submit, slots, graph, keys,
-            callbacks=[_reporter(keys, hooks, finished)],
-            raise_exception=_local.raise_exception,
-        )
+    def start(self, dsk, state):
+        if self.wall0 is None:  # the first chunk's start
+            self.wall0 = time.perf_counter()
 
+    def __call__(self, key, result, dsk, state, worker_id):
+        if self.decided:
+            return  # threads it is: nothing will move
+        self.results[key] = result
+        wall = time.perf_counter() - self.wall0
+        if wall < self.after_seconds:
+            return
+        self.decided = True
+        self.seconds_per_task = wall * self.workers / len(self.results)
+        if self.cpu / wall < self.threshold * self.workers and state["ready"]:
+            raise _ThreadsStarved()
+
+
+class _MeteredPool(ThreadPoolExecutor):
+    """A thread pool that adds each task's thread CPU time to a probe."""
+
+    def __init__(self, workers, probe, **kwargs):
+        super().__init__(workers, **kwargs)
+        self.probe = probe
+
+    def submit(self, fn, /, *args, **kwargs):
+        return super().submit(_metered, self.probe, fn, *args, **kwargs)
+
+
+def _metered(probe, fn, *args, **kwargs):
+    start = time.thread_time()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        spent = time.thread_time() - start
+        with probe.lock:
+            probe.cpu += spent
+
+
+def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
+    import dask.threaded
+
+    callbacks = [_reporter(keys, hooks)]
+    if probe is not None:
+        callbacks.append((None, probe.start, None, probe, None))
+    options = dict(initializer=_start_thread, initargs=(blas, config))
+    if probe is None:
+        pool = ThreadPoolExecutor(workers, **options)
+    else:
+        pool = _MeteredPool(workers, probe, **options)
     try:
         # The BLAS cap is process-wide: it holds for every worker thread.
         with threadpool_limits(limits=blas):
-            values = _in_chunks(graph, keys, run)
-    except BrokenProcessPool:
-        executor.shutdown(wait=False, kill_workers=True)
-        graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in finished.items()}}
-        rest = [k for k in keys if k not in finished]
-        finished.update(zip(rest, _run_processes(graph, rest, workers, blas, config, hooks)))
-        return [finished[k] for k in keys]
+            values = list(
+                dask.threaded.get(graph, keys, pool=pool, num_workers=workers, callbacks=callbacks)
+            )
     except BaseException:
         # Ctrl-C or a failure: return now; running fits end on their own.
-        executor.shutdown(wait=False, kill_workers=True)
+        pool.shutdown(wait=False, cancel_futures=True)
         raise
-    executor.shutdown(wait=True)
+    pool.shutdown(wait=True)
     return values
 
 

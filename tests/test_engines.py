@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from dklearn import _engines, _local
+from dklearn import _engines
 from dklearn.model_selection import GridSearchCV
 
 from ._helpers import assert_same_results
@@ -137,21 +137,18 @@ class _Spy:
 
 MOVE_SCRIPT = """
 import sys
-from dklearn import _engines, _local
+from dklearn import _engines
 from dklearn.model_selection import GridSearchCV
 from tests.test_engines import GilHolder, X, y
 from tests._helpers import assert_same_results
 
-from dklearn import _local
-
 calls = []
-real = _local.HybridExecutor._move
-_local.HybridExecutor._move = lambda self: calls.append(1) or real(self)
+real = _engines._run_processes
+_engines._run_processes = lambda *a, **k: calls.append(1) or real(*a, **k)
 if __name__ == "__main__":
-    grid = {"C": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
-    slow = GilHolder(n=4_000_000)  # enough work left at the probe to be worth moving
-    ref = GridSearchCV(slow, grid, cv=3, scheduler="sync").fit(X, y)
-    got = GridSearchCV(slow, grid, cv=3).fit(X, y)
+    grid = {"C": [1.0, 2.0, 3.0, 4.0]}
+    ref = GridSearchCV(GilHolder(), grid, cv=3, scheduler="sync").fit(X, y)
+    got = GridSearchCV(GilHolder(), grid, cv=3).fit(X, y)
     assert_same_results(ref, got)
     print("moved to processes:", len(calls))
 """
@@ -171,32 +168,20 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
     assert "moved to processes: 1" in out.stdout
 
 
-def test_meter_tells_a_thread_on_a_core_from_a_waiting_one():
-    # The probe's measure: CPU a consumer thread gets while it runs a task.
-    def share(work):
-        out = {}
-
-        def body():
-            meter = _local._Meter()
-            meter.begin()
-            work()
-            meter.end()
-            out["share"] = meter.cpu() / meter.busy() if meter.cpu() is not None else None
-
-        thread = threading.Thread(target=body)
-        thread.start()
-        thread.join()
-        return out["share"]
-
-    def spin(seconds=0.2):
-        end = time.perf_counter() + seconds
-        while time.perf_counter() < end:
-            pass
-
-    waiting, running = share(lambda: time.sleep(0.2)), share(spin)
-    if waiting is None:
-        pytest.skip("no per-thread CPU clocks on this platform")
-    assert waiting < 0.2 < 0.5 < running
+def test_probe_decides_on_worker_thread_cpu():
+    starved = _engines._GilProbe(workers=2, after_seconds=0.0)
+    starved.start({}, {})
+    starved.wall0 -= 1.0
+    starved.cpu = 1.1  # two threads, one second: the GIL let one run at a time
+    with pytest.raises(_engines._ThreadsStarved):
+        starved("k", None, {}, {"ready": ["next"]}, 0)
+    busy = _engines._GilProbe(workers=2, after_seconds=0.0)
+    busy.start({}, {})
+    busy.wall0 -= 1.0
+    busy.cpu = 1.9  # two threads, each almost always on a core
+    busy("k", None, {}, {"ready": ["next"]}, 0)
+    assert busy.decided and busy.results == {"k": None}
+    assert busy.seconds_per_task == pytest.approx(2.0, rel=0.05)  # 2 threads x 1 s / 1 task
 
 
 @pytest.mark.parametrize("n_keys, seconds, expected", [
@@ -210,52 +195,12 @@ def test_batch_size(n_keys, seconds, expected):
     assert _engines.batch_size(n_keys, 2, seconds) == expected
 
 
-def _force_move(monkeypatch):
-    """Make the default engine move to processes at its first look (a spy counts moves)."""
-    monkeypatch.setattr(_engines, "active_client", lambda: None)  # a test's Client may linger
-    monkeypatch.setattr(_local.HybridExecutor, "_sample", lambda self: (0.0, 0, 1e6))
-    spy = _Spy(_local.HybridExecutor._move)
-    monkeypatch.setattr(_local.HybridExecutor, "_move", lambda self: spy(self))
-    return spy
-
-
 def test_default_keeps_shared_work_on_threads(monkeypatch):
-    spy = _force_move(monkeypatch)
+    spy = _Spy(_engines._run_processes)
+    monkeypatch.setattr(_engines, "_run_processes", spy)
     pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", GilHolder(n=500_000))])
     GridSearchCV(pipe, {"clf__C": [1.0, 2.0, 3.0, 4.0]}, cv=3).fit(X, y)
     assert spy.calls == 0
-    GridSearchCV(GilHolder(n=500_000), {"C": [1.0, 2.0, 3.0, 4.0]}, cv=3).fit(X, y)
-    assert spy.calls == 1  # the same search without shared work moves
-
-
-def test_moved_search_equals_sync_and_carries_config_and_errors(monkeypatch):
-    spy = _force_move(monkeypatch)
-    grid = {"C": [0.01, 0.1, 1.0, 10.0, 100.0]}
-    slow = LogisticRegression(max_iter=2000)
-    ref = GridSearchCV(slow, grid, cv=5, scheduler="sync", return_train_score=True).fit(X, y)
-    got = GridSearchCV(slow, grid, cv=5, n_jobs=2, return_train_score=True).fit(X, y)
-    assert_same_results(ref, got)
-    with sklearn.config_context(working_memory=123):
-        search = GridSearchCV(ConfigProbe(expected=123), {"C": [1.0, 2.0, 3.0, 4.0]}, cv=5,
-                              n_jobs=2, error_score="raise").fit(X, y)
-    assert search.best_params_ == {"C": 1.0}
-    failing = GridSearchCV(ConfigProbe(expected=-1), {"C": [1.0, 2.0, 3.0, 4.0]}, cv=5,
-                           n_jobs=2, error_score="raise")
-    with pytest.raises(AssertionError, match="worker saw working_memory"):
-        failing.fit(X, y)
-    ran_in_process = GridSearchCV(slow, grid, cv=5, n_jobs=2, scoring=_InAnotherProcess()).fit(X, y)
-    assert ran_in_process.cv_results_["mean_test_score"].sum() > 0
-    assert spy.calls == 4
-
-
-class _InAnotherProcess:
-    """A scorer: 1.0 where the fit ran in a process other than the one that made it."""
-
-    def __init__(self):
-        self.parent = os.getpid()
-
-    def __call__(self, estimator, X, y):
-        return float(os.getpid() != self.parent)
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
