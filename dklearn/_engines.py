@@ -21,13 +21,16 @@ The local default is chosen by measurement, while the search runs.  Threads
 share every intermediate result for free, and most of scikit-learn's heavy
 work (BLAS, liblinear, libsvm, tree building) releases the GIL; but an
 estimator that holds the GIL (MLPClassifier with small batches) runs no
-faster on two threads than on one.  So the search starts on threads and
-counts the CPU time its worker threads get: if, after half a second, they
-use less than 65% of the cores they were given, and the graph has nothing to
+faster on two threads than on one.  So the search starts on threads and a
+watcher reads each worker thread's CPU clock (``_GilProbe``): if, after a
+tenth of a second, they got less than 65% of their time on a core, enough
+work remains to pay for starting processes, and the graph has nothing to
 share between tasks (no pipeline prefix, so nothing to lose by moving), the
-unfinished tasks move to processes; finished results are kept.  (Measured on
-2 cores, benchmarks/run.py: MLP, threads 1.9x slower than scikit-learn,
-processes 0.8x; PCA pipeline, threads 0.7x, processes 1.9x.)
+unfinished tasks move to processes.  Finished results are kept, and so are
+those of the tasks running at the move, which finish on their threads while
+the processes start: nothing is computed twice.  (Measured on 2 cores,
+benchmarks/run.py: MLP, threads 2.2x slower than scikit-learn, processes
+1.1x; PCA pipeline, threads 0.7x, processes 1.9x.)
 
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
@@ -38,11 +41,13 @@ or process is started with the caller's, and on a cluster every task carries
 it.
 """
 
+import concurrent.futures
 import os
+import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 import joblib
@@ -144,7 +149,10 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
         return _in_chunks(graph, keys, run_sync)
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
-        probe = _GilProbe(workers) if auto and not _shares_work(graph) else None
+        probe = None
+        if auto and not _shares_work(graph):
+            probe = _GilProbe(workers, len(keys),
+                              start_processes=lambda: _Processes(graph, workers, blas, config))
         finished = {}
         try:
             return _in_chunks(
@@ -153,14 +161,19 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
                 finished,
             )
         except _ThreadsStarved:
-            # What the threads finished is kept; only the rest moves.
+            # What the threads finished is kept; only the rest moves.  Tasks
+            # still running on threads finish while the processes start.
             finished.update(probe.results)
-            graph = {**graph, **{k: (_tasks.unwrap, _tasks.Const(v)) for k, v in finished.items()}}
-            rest = [k for k in keys if k not in finished]
-            finished.update(zip(rest, _run_processes(
-                graph, rest, workers, blas, config, hooks, seconds_per_task=probe.seconds_per_task,
-            )))
-            return [finished[k] for k in keys]
+            wanted = set(keys) - set(finished)
+            started, probe.started = probe.started, None
+            return _run_processes(
+                graph, keys, workers, blas, config, hooks, done=finished,
+                seconds_per_task=probe.seconds_per_task, started=started,
+                settle=lambda: probe.settle(hooks, wanted),
+            )
+        finally:
+            if probe is not None:
+                probe.close()
     return _run_processes(graph, keys, workers, blas, config, hooks)
 
 
@@ -213,59 +226,208 @@ class _ThreadsStarved(Exception):
 
 
 class _GilProbe:
-    """A dask posttask callback that measures how much CPU the worker threads get.
+    """Watches the CPU that busy worker threads get and decides, once, whether to move.
 
-    CPU time is counted per worker thread (``_MeteredPool``), so other
-    threads of the process (a dask client's event loop, say) do not blur it.
+    A watcher thread reads each worker thread's own CPU clock every ``tick``
+    (``_Meter``; other threads of the process, a dask client's event loop
+    say, do not count), over ticks in which every worker thread was running
+    a task: a thread alone has the GIL to itself, and contention is the
+    question.  After ``probe_seconds`` of such time per thread it compares
+    the CPU they got with the time they were busy.  It needs no task to
+    finish, so a search of slow GIL-bound fits (MLP: about a second each on
+    two threads) moves as soon as a tenth of a second has been measured.
+
+    To move, it fails one of the futures dask's loop waits for with
+    ``_ThreadsStarved``, which wakes that loop in the calling thread.  Tasks
+    still running on threads finish in the background; their results land in
+    ``late`` and are not computed again.  ``results`` holds every key dask
+    saw finish before the move (a posttask callback).
     """
 
-    def __init__(self, workers, after_seconds=0.5, threshold=0.65):
-        self.workers = workers
-        self.after_seconds = after_seconds
-        self.threshold = threshold
-        self.wall0 = None  # set when the first task may start (after dask's set-up)
-        self.cpu = 0.0  # worker threads' CPU seconds, added by _MeteredPool
+    def __init__(self, workers, n_tasks, start_processes, probe_seconds=0.1, threshold=0.65,
+                 tick=0.025, move_above_seconds=1.0):
+        self.workers, self.n_tasks = workers, n_tasks
+        self.start_processes = start_processes
+        self.started = None  # the _Processes started at the decision
+        self.probe_seconds, self.threshold, self.tick = probe_seconds, threshold, tick
+        self.move_above_seconds = move_above_seconds
         self.lock = threading.Lock()
-        self.results = {}
-        self.decided = False
-        self.seconds_per_task = None  # wall time per finished task, at the decision
+        self.meters = []  # one per worker thread
+        self.waiting = set()  # futures handed to dask and not yet done
+        self.running = set()  # the thread pool's futures behind them
+        self.results, self.late = {}, {}
+        self.starved = False
+        self.seconds_per_task = None  # busy time per finished task, at the decision
+        self.stop = threading.Event()
+        self.watcher = None
+        self.process_cpu0 = time.process_time()
 
-    def start(self, dsk, state):
-        if self.wall0 is None:  # the first chunk's start
-            self.wall0 = time.perf_counter()
+    # -- posttask callback ---------------------------------------------------
 
     def __call__(self, key, result, dsk, state, worker_id):
-        if self.decided:
-            return  # threads it is: nothing will move
         self.results[key] = result
-        wall = time.perf_counter() - self.wall0
-        if wall < self.after_seconds:
-            return
-        self.decided = True
-        self.seconds_per_task = wall * self.workers / len(self.results)
-        if self.cpu / wall < self.threshold * self.workers and state["ready"]:
-            raise _ThreadsStarved()
+
+    # -- the pool's side -------------------------------------------------------
+
+    def track(self, submit, fn, args, kwargs):
+        """``submit(fn, ...)`` for dask, through a future the probe can fail."""
+        waiting = Future()
+        with self.lock:
+            if self.watcher is None:
+                self.watcher = threading.Thread(target=self._watch, daemon=True,
+                                                name="dklearn-gil-probe")
+                self.watcher.start()
+            if self.starved:  # moving: dask's loop is about to stop
+                waiting.set_exception(_ThreadsStarved())
+                return waiting
+            self.waiting.add(waiting)
+            running = submit(_metered, self, fn, *args, **kwargs)
+            self.running.add(running)
+        running.add_done_callback(lambda done: self._settle(waiting, done))
+        return waiting
+
+    def _settle(self, waiting, running):
+        with self.lock:
+            self.running.discard(running)
+            self.waiting.discard(waiting)
+            if running.cancelled():
+                waiting.cancel()
+            elif running.exception() is not None:
+                if not waiting.done():
+                    waiting.set_exception(running.exception())
+            else:
+                if not waiting.done():
+                    waiting.set_result(running.result())
+                if self.starved:  # dask's loop may be gone: keep it here too
+                    for key, (value, _), failed in running.result():
+                        if not failed:
+                            self.late[key] = value
+
+    def meter(self):
+        """A meter for the calling worker thread."""
+        meter = _Meter()
+        with self.lock:
+            self.meters.append(meter)
+        return meter
+
+    # -- the watcher -------------------------------------------------------------
+
+    def _watch(self):
+        while not self.stop.wait(self.tick):
+            with self.lock:  # the current pool's threads (a new pool per chunk)
+                meters, done = self.meters[-self.workers:], len(self.results)
+            if len(meters) == self.workers and min(m.age() for m in meters) >= self.probe_seconds:
+                break
+        else:
+            return  # the run ended first
+        cpu = [m.cpu() for m in meters]
+        if None in cpu:  # no per-thread clocks here: the whole process's, a little more
+            cpu = [time.process_time() - self.process_cpu0]
+        # Time a thread waits for the scheduler counts as lost too: tasks too
+        # small for the GIL-bound scheduler thread also go faster in batches
+        # on processes.
+        share = sum(cpu) / sum(m.age() for m in meters)
+        # A task so far took at least the busy time it had, finished or not.
+        per_task = sum(m.busy() for m in meters) / max(done, 1)
+        self.seconds_per_task = per_task if done else None
+        remaining = max(self.n_tasks - done - self.workers, 0) * per_task
+        if share < self.threshold and remaining > self.move_above_seconds:
+            # Started here, now: the calling thread may wait a while for the
+            # GIL these threads hold before it wakes up to move.
+            self.started = self.start_processes()
+            with self.lock:
+                self.starved = True
+                for waiting in self.waiting:
+                    if not waiting.done():
+                        waiting.set_exception(_ThreadsStarved())
+                        break
+
+    def close(self):
+        """Stop the watcher; a pool it started that nobody took is shut down."""
+        self.stop.set()
+        if self.watcher is not None:
+            self.watcher.join()
+        if self.started is not None:
+            self.started.abandon()
+            self.started = None
+
+    def settle(self, hooks, wanted):
+        """Wait for the tasks still running on threads; their results, by key.
+
+        Requested keys among them are reported to ``hooks.done`` here, in the
+        calling thread.
+        """
+        with self.lock:
+            running = list(self.running)
+        concurrent.futures.wait(running)
+        with self.lock:
+            late = dict(self.late)
+        for key, value in late.items():
+            if key in wanted:
+                hooks.done(key, value)
+        return late
+
+
+class _Meter:
+    """Wall time a worker thread spent in tasks, and the CPU time it got."""
+
+    def __init__(self):
+        try:  # the calling thread's CPU clock, readable from other threads (POSIX)
+            self.clock = time.pthread_getcpuclockid(threading.get_ident())
+            self.cpu0 = time.clock_gettime(self.clock)
+        except (AttributeError, OSError):
+            self.clock = None
+        self.spent, self.since = 0.0, None
+        self.born = time.perf_counter()
+
+    def age(self):
+        return time.perf_counter() - self.born
+
+    def begin(self):
+        self.since = time.perf_counter()
+
+    def end(self):
+        self.spent += time.perf_counter() - self.since
+        self.since = None
+
+    def busy(self):
+        since = self.since
+        return self.spent + (time.perf_counter() - since if since is not None else 0.0)
+
+    def cpu(self):
+        """CPU seconds of the thread since the meter was made, or None."""
+        if self.clock is None:
+            return None
+        try:
+            return time.clock_gettime(self.clock) - self.cpu0
+        except OSError:  # the thread has exited
+            return None
 
 
 class _MeteredPool(ThreadPoolExecutor):
-    """A thread pool that adds each task's thread CPU time to a probe."""
+    """A thread pool whose tasks a ``_GilProbe`` meters and may interrupt."""
 
     def __init__(self, workers, probe, **kwargs):
         super().__init__(workers, **kwargs)
         self.probe = probe
 
     def submit(self, fn, /, *args, **kwargs):
-        return super().submit(_metered, self.probe, fn, *args, **kwargs)
+        return self.probe.track(super().submit, fn, args, kwargs)
+
+
+_METERS = threading.local()
 
 
 def _metered(probe, fn, *args, **kwargs):
-    start = time.thread_time()
+    mine = getattr(_METERS, "mine", None)
+    if mine is None or mine[0] is not probe:
+        mine = _METERS.mine = (probe, probe.meter())
+    meter = mine[1]
+    meter.begin()
     try:
         return fn(*args, **kwargs)
     finally:
-        spent = time.thread_time() - start
-        with probe.lock:
-            probe.cpu += spent
+        meter.end()
 
 
 def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
@@ -273,7 +435,7 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
 
     callbacks = [_reporter(keys, hooks)]
     if probe is not None:
-        callbacks.append((None, probe.start, None, probe, None))
+        callbacks.append((None, None, None, probe, None))
     options = dict(initializer=_start_thread, initargs=(blas, config))
     if probe is None:
         pool = ThreadPoolExecutor(workers, **options)
@@ -336,7 +498,8 @@ def _batched(graph, keys, size):
     return graph, batches
 
 
-def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, seconds_per_task=None):
+def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, seconds_per_task=None,
+                   done=None, settle=None, started=None):
     """Run on a process pool; a task that kills its process costs that task only.
 
     Data is memory-mapped by each process at start-up.  Cheap requested tasks go
@@ -347,34 +510,76 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     given up on: a requested key gets ``hooks.lost``'s record, an
     intermediate one becomes a failed step for everything downstream.
     Ctrl-C kills the worker processes at once.
+
+    For a search moving from threads: ``done`` holds results already in,
+    which are not computed again; ``started`` is the ``_Processes`` the probe
+    started; ``settle`` waits for the tasks still running on threads and
+    returns their results, which join ``done``.
     """
-    Const, Shared = _tasks.Const, _tasks.Shared
-    shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
-    graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
-    with tempfile.TemporaryDirectory(prefix="dklearn-") as folder:
-        # The data is written once and memory-mapped by every worker (as
-        # joblib does for scikit-learn): one copy in memory however many
-        # workers, and a start-up message of a few bytes, so workers start in
-        # parallel (a large start-up message makes loky start them one by one).
-        path = os.path.join(folder, "data.joblib")
+    done = dict(done or {})
+    procs = started or _Processes(graph, workers, blas, config)
+    try:
+        try:
+            if settle is not None:
+                done.update(settle())
+        except BaseException:
+            procs.pool.shutdown(wait=False, kill_workers=True)
+            raise
+        graph = dict(procs.graph)
+        graph.update((k, (_tasks.unwrap, _tasks.Const(v))) for k, v in done.items() if k in graph)
+        rest = [k for k in keys if k not in done]
+        done.update(zip(rest, _run_pool(graph, rest, workers, procs.initargs, hooks, attempts,
+                                        seconds_per_task, procs.pool)))
+    finally:
+        procs.close()
+    return [done[k] for k in keys]
+
+
+class _Processes:
+    """A process pool, starting, whose workers memory-map the graph's data entries.
+
+    The data is written once and memory-mapped by every worker (as joblib
+    does for scikit-learn): one copy in memory however many workers, and a
+    start-up message of a few bytes, so workers start in parallel (a large
+    start-up message makes loky start them one by one).  ``graph`` is the
+    graph with its data entries replaced by ``Shared`` references.
+    """
+
+    def __init__(self, graph, workers, blas, config):
+        Const, Shared = _tasks.Const, _tasks.Shared
+        shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
+        self.graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
+        self.folder = tempfile.mkdtemp(prefix="dklearn-")
+        path = os.path.join(self.folder, "data.joblib")
         joblib.dump(shared, path)
-        return _run_pool(graph, keys, workers, (blas, config, path), hooks, attempts,
-                         seconds_per_task)
+        self.initargs = (blas, config, path)
+        self.pool = _process_pool(workers, self.initargs)
+        self.pool.submit(_tasks.unwrap, Const(None))  # the workers start now
+
+    def close(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def abandon(self):
+        self.pool.shutdown(wait=False, kill_workers=True)
+        self.close()
 
 
-def _run_pool(graph, keys, workers, initargs, hooks, attempts, seconds_per_task):
-    """One process pool for the whole run, replaced when a worker dies."""
+def _process_pool(workers, initargs):
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
+    return ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
+
+
+def _run_pool(graph, keys, workers, initargs, hooks, attempts, seconds_per_task, pool=None):
+    """One process pool for the whole run, replaced when a worker dies."""
     finished, deaths = {}, {}
-    pool = None
     try:
         for sub, chunk in _chunks(graph, keys):
             size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
             sub, batches = _batched(sub, chunk, size)
             while True:
                 if pool is None:
-                    pool = ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
+                    pool = _process_pool(workers, initargs)
                 if _attempt(pool, sub, chunk, batches, workers, hooks, finished, deaths, attempts):
                     break
                 pool.shutdown(wait=False, kill_workers=True)

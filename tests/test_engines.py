@@ -109,11 +109,15 @@ def test_n_jobs_negative_counts_back_from_cores(monkeypatch):
 class GilHolder(ClassifierMixin, BaseEstimator):
     """Spends its fit in a pure-Python loop: two threads run it no faster than one."""
 
-    def __init__(self, n=2_000_000, C=1.0):
+    def __init__(self, n=2_000_000, C=1.0, log=None):
         self.n = n
         self.C = C
+        self.log = log
 
     def fit(self, X, y):
+        if self.log is not None:  # one line per fit, from any process
+            with open(self.log, "a") as f:
+                f.write(f"{self.C}\n")
         total = 0
         for i in range(self.n):
             total += i % 7
@@ -146,11 +150,14 @@ calls = []
 real = _engines._run_processes
 _engines._run_processes = lambda *a, **k: calls.append(1) or real(*a, **k)
 if __name__ == "__main__":
-    grid = {"C": [1.0, 2.0, 3.0, 4.0]}
-    ref = GridSearchCV(GilHolder(), grid, cv=3, scheduler="sync").fit(X, y)
-    got = GridSearchCV(GilHolder(), grid, cv=3).fit(X, y)
+    grid = {"C": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
+    slow = GilHolder(n=4_000_000)  # enough work left at the probe to be worth a pool start
+    ref = GridSearchCV(slow, grid, cv=3, scheduler="sync").fit(X, y)
+    got = GridSearchCV(slow.set_params(log=sys.argv[1]), grid, cv=3).fit(X, y)
     assert_same_results(ref, got)
     print("moved to processes:", len(calls))
+    with open(sys.argv[1]) as f:
+        print("fits:", len(f.read().split()))
 """
 
 
@@ -162,26 +169,44 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
     script = tmp_path / "move.py"
     script.write_text(MOVE_SCRIPT)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, str(script)], cwd=root, capture_output=True,
+    log = tmp_path / "fits.log"
+    out = subprocess.run([sys.executable, str(script), str(log)], cwd=root, capture_output=True,
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": root})
     assert out.returncode == 0, out.stderr
     assert "moved to processes: 1" in out.stdout
+    # Fits running on threads at the move finish there and count: nothing
+    # is fitted twice (6 candidates x 3 folds, and the refit).
+    assert "fits: 19" in out.stdout
 
 
-def test_probe_decides_on_worker_thread_cpu():
-    starved = _engines._GilProbe(workers=2, after_seconds=0.0)
-    starved.start({}, {})
-    starved.wall0 -= 1.0
-    starved.cpu = 1.1  # two threads, one second: the GIL let one run at a time
-    with pytest.raises(_engines._ThreadsStarved):
-        starved("k", None, {}, {"ready": ["next"]}, 0)
-    busy = _engines._GilProbe(workers=2, after_seconds=0.0)
-    busy.start({}, {})
-    busy.wall0 -= 1.0
-    busy.cpu = 1.9  # two threads, each almost always on a core
-    busy("k", None, {}, {"ready": ["next"]}, 0)
-    assert busy.decided and busy.results == {"k": None}
-    assert busy.seconds_per_task == pytest.approx(2.0, rel=0.05)  # 2 threads x 1 s / 1 task
+def test_meter_tells_a_thread_on_a_core_from_a_waiting_one():
+    # The probe's measure: the CPU a worker thread gets while it runs a task,
+    # read from its own clock.
+    def share(work):
+        out = {}
+
+        def body():
+            meter = _engines._Meter()
+            meter.begin()
+            work()
+            meter.end()
+            cpu = meter.cpu()
+            out["share"] = None if cpu is None else cpu / meter.busy()
+
+        thread = threading.Thread(target=body)
+        thread.start()
+        thread.join()
+        return out["share"]
+
+    def spin(seconds=0.2):
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    waiting, running = share(lambda: time.sleep(0.2)), share(spin)
+    if waiting is None:
+        pytest.skip("no per-thread CPU clocks on this platform")
+    assert waiting < 0.2 < 0.5 < running
 
 
 @pytest.mark.parametrize("n_keys, seconds, expected", [
