@@ -147,6 +147,24 @@ def _fallback_safe_split(estimator, X, y, indices, train_indices=None):
 safe_split = _sk_safe_split or _fallback_safe_split
 
 
+def take_rows(X, y, rows):
+    """``safe_split`` for an estimator that is not pairwise: the rows of X and y.
+
+    A NumPy array is indexed directly, which is what ``_safe_indexing`` does
+    for one, without its per-call checks: a tenth of a millisecond under the
+    GIL, twice per fit, which shows on searches of many small fits.
+    """
+    return _rows(X, rows), _rows(y, rows)
+
+
+def _rows(data, rows):
+    if data is None:
+        return None
+    if type(data) is np.ndarray:
+        return data[rows]
+    return safe_indexing(data, rows)
+
+
 def _fallback_check_method_params(X, params, indices=None):
     n = X.shape[0] if hasattr(X, "shape") else len(X)
     out = {}

@@ -248,13 +248,13 @@ class Planner:
             # object per fold, not per task: 50,000 tasks hold less).
             spec = self.spec
             train_key, test_key = spec.folds[fold]
-            tags = Const(estimator)
-            train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
-            test = (
-                (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
-                if pairwise
-                else (_tasks.take, tags, spec.X_key, spec.y_key, test_key)
-            )
+            if pairwise:
+                tags = Const(estimator)
+                train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
+                test = (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
+            else:
+                train = (_tasks.take_rows, spec.X_key, spec.y_key, train_key)
+                test = (_tasks.take_rows, spec.X_key, spec.y_key, test_key)
             token = f"raw-{combine(spec.X_key, fold, pairwise)}"
             flow = self._memo_folds[fold, pairwise] = Flow(train, test, train, token)
         return flow

@@ -114,6 +114,12 @@ def take(estimator, X, y, rows, train_rows=None):
     return Part(Xs, ys, 0.0)
 
 
+def take_rows(X, y, rows):
+    """Rows of one fold for an estimator that is not pairwise (the common case)."""
+    Xs, ys = _compat.take_rows(X.value, _value(y), rows)
+    return Part(Xs, ys, 0.0)
+
+
 def fold_params(X, params, rows):
     """Sample-aligned parameters (e.g. sample_weight) restricted to ``rows``."""
     return _compat.check_method_params(X.value, params=params.value, indices=rows)

@@ -99,6 +99,31 @@ def test_safe_split_fallback(kernel):
         np.testing.assert_array_equal(a[1], b[1])
 
 
+@pytest.mark.parametrize("kind", ["array", "2d-y", "no-y", "list", "frame", "sparse"])
+def test_take_rows_is_safe_split_for_estimators_that_are_not_pairwise(kind):
+    data, target = X, y
+    if kind == "2d-y":
+        target = np.column_stack([y, 1 - y])
+    elif kind == "no-y":
+        target = None
+    elif kind == "list":
+        data, target = X.tolist(), y.tolist()
+    elif kind == "frame":
+        data, target = pd.DataFrame(X), pd.Series(y)
+    elif kind == "sparse":
+        data = sparse.csr_matrix(X)
+    rows = np.array([3, 1, 4, 1, 5, 9, 2, 6])
+    expected = _compat.safe_split(DecisionTreeClassifier(), data, target, rows)
+    got = _compat.take_rows(data, target, rows)
+    for a, b in zip(expected, got):
+        assert type(a) is type(b)
+        if sparse.issparse(a):
+            a, b = a.toarray(), b.toarray()
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        if isinstance(a, (pd.DataFrame, pd.Series)):
+            assert list(a.index) == list(b.index)
+
+
 def test_check_method_params_fallback():
     params = {"sample_weight": np.arange(60.0), "other": 3, "short": [1, 2]}
     rows = np.array([1, 5, 7])
