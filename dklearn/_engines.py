@@ -228,14 +228,15 @@ class _ThreadsStarved(Exception):
 class _GilProbe:
     """Watches the CPU that busy worker threads get and decides, once, whether to move.
 
-    A watcher thread reads each worker thread's own CPU clock every ``tick``
-    (``_Meter``; other threads of the process, a dask client's event loop
-    say, do not count), over ticks in which every worker thread was running
-    a task: a thread alone has the GIL to itself, and contention is the
-    question.  After ``probe_seconds`` of such time per thread it compares
-    the CPU they got with the time they were busy.  It needs no task to
+    A watcher thread waits until every worker thread has been at work for
+    ``probe_seconds``, then reads each one's own CPU clock (``_Meter``; other
+    threads of the process, a dask client's event loop say, do not count)
+    and divides by the time since its first task.  It needs no task to
     finish, so a search of slow GIL-bound fits (MLP: about a second each on
-    two threads) moves as soon as a tenth of a second has been measured.
+    two threads) can move long before the first one ends.  It moves when the
+    share is below ``threshold`` and the remaining work, estimated from what
+    is done, is worth a pool start.  The watcher itself needs the GIL to
+    wake up, so under a GIL-bound load it decides 0.2-1 s in, not 0.1 s.
 
     To move, it fails one of the futures dask's loop waits for with
     ``_ThreadsStarved``, which wakes that loop in the calling thread.  Tasks
