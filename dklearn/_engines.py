@@ -228,10 +228,10 @@ class _ThreadsStarved(Exception):
 class _GilProbe:
     """Watches the CPU that busy worker threads get and decides, once, whether to move.
 
-    A watcher thread waits until every worker thread has been at work for
-    ``probe_seconds``, then reads each one's own CPU clock (``_Meter``; other
-    threads of the process, a dask client's event loop say, do not count)
-    and divides by the time since its first task.  It needs no task to
+    A watcher thread waits ``probe_seconds`` from the first task handed to
+    the pool, then reads each worker thread's own CPU clock (``_Meter``;
+    other threads of the process, a dask client's event loop say, do not
+    count) and divides their sum by that time x workers.  It needs no task to
     finish, so a search of slow GIL-bound fits (MLP: about a second each on
     two threads) can move long before the first one ends.  It moves when the
     share is below ``threshold`` and the remaining work, estimated from what
@@ -247,9 +247,9 @@ class _GilProbe:
 
     def __init__(self, workers, n_tasks, start_processes, probe_seconds=0.1, threshold=0.7,
                  tick=0.025, move_above_seconds=1.0):
-        # Measured here on 2 threads: MLPClassifier 0.53-0.57, DummyClassifier
-        # 0.49 (the scheduler thread starves them), 1,000 small decision trees
-        # 0.80-0.86 (threads win there), BLAS and liblinear above 0.9.
+        # Measured here on 2 threads: MLPClassifier 0.52-0.53, DummyClassifier
+        # 0.46 (the scheduler thread starves them), 1,000 small decision trees
+        # 0.78-0.81 (threads win there).
         self.workers, self.n_tasks = workers, n_tasks
         self.start_processes = start_processes
         self.started = None  # the _Processes started at the decision
@@ -264,8 +264,7 @@ class _GilProbe:
         self.seconds_per_task = None  # busy time per finished task, at the decision
         self.share = None  # the CPU share measured, at the decision
         self.stop = threading.Event()
-        self.watcher = None
-        self.process_cpu0 = time.process_time()
+        self.watcher = None  # started, with the clock, by the first task
 
     # -- posttask callback ---------------------------------------------------
 
@@ -279,6 +278,7 @@ class _GilProbe:
         waiting = Future()
         with self.lock:
             if self.watcher is None:
+                self.t0, self.process_cpu0 = time.perf_counter(), time.process_time()
                 self.watcher = threading.Thread(target=self._watch, daemon=True,
                                                 name="dklearn-gil-probe")
                 self.watcher.start()
@@ -319,19 +319,20 @@ class _GilProbe:
 
     def _watch(self):
         while not self.stop.wait(self.tick):
-            with self.lock:  # the current pool's threads (a new pool per chunk)
-                meters, done = self.meters[-self.workers:], len(self.results)
-            if len(meters) == self.workers and min(m.age() for m in meters) >= self.probe_seconds:
+            wall = time.perf_counter() - self.t0
+            if wall >= self.probe_seconds:
                 break
         else:
             return  # the run ended first
+        with self.lock:
+            meters, done = list(self.meters), len(self.results)
         cpu = [m.cpu() for m in meters]
         if None in cpu:  # no per-thread clocks here: the whole process's, a little more
             cpu = [time.process_time() - self.process_cpu0]
-        # Time a thread waits for the scheduler counts as lost too: tasks too
-        # small for the GIL-bound scheduler thread also go faster in batches
-        # on processes.
-        share = self.share = sum(cpu) / sum(m.age() for m in meters)
+        # Measured from the first task handed to the pool, for every thread:
+        # a thread that waits for the GIL before its first task, or for the
+        # scheduler between tasks, counts as starved too.
+        share = self.share = sum(cpu) / (self.workers * wall)
         # A task so far took at least the busy time it had, finished or not.
         per_task = sum(m.busy() for m in meters) / max(done, 1)
         self.seconds_per_task = per_task if done else None
