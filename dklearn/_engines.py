@@ -384,10 +384,6 @@ class _Meter:
         except (AttributeError, OSError):
             self.clock = None
         self.spent, self.since = 0.0, None
-        self.born = time.perf_counter()
-
-    def age(self):
-        return time.perf_counter() - self.born
 
     def begin(self):
         self.since = time.perf_counter()
