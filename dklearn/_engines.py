@@ -262,7 +262,6 @@ class _GilProbe:
         self.results, self.late = {}, {}
         self.starved = False
         self.seconds_per_task = None  # busy time per finished task, at the decision
-        self.share = None  # the CPU share measured, at the decision
         self.stop = threading.Event()
         self.watcher = None  # started, with the clock, by the first task
 
@@ -332,7 +331,7 @@ class _GilProbe:
         # Measured from the first task handed to the pool, for every thread:
         # a thread that waits for the GIL before its first task, or for the
         # scheduler between tasks, counts as starved too.
-        share = self.share = sum(cpu) / (self.workers * wall)
+        share = sum(cpu) / (self.workers * wall)
         # A task so far took at least the busy time it had, finished or not.
         per_task = sum(m.busy() for m in meters) / max(done, 1)
         self.seconds_per_task = per_task if done else None
