@@ -179,34 +179,43 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
     assert "fits: 19" in out.stdout
 
 
-def test_meter_tells_a_thread_on_a_core_from_a_waiting_one():
-    # The probe's measure: the CPU a worker thread gets while it runs a task,
-    # read from its own clock.
-    def share(work):
-        out = {}
+def test_meter_reads_a_worker_threads_own_cpu_clock_from_another_thread():
+    # The probe's measure: the CPU one worker thread got, read by the watcher
+    # thread.  It must equal what the worker's own clock says (not the wall
+    # time, not the whole process's CPU), whatever the machine's load.
+    def measure(work):
+        meters, finished, read = [], threading.Event(), threading.Event()
+        own = {}
 
         def body():
-            meter = _engines._Meter()
-            meter.begin()
+            meters.append(_engines._Meter())
+            start = time.thread_time()
             work()
-            meter.end()
-            cpu = meter.cpu()
-            out["share"] = None if cpu is None else cpu / meter.busy()
+            own["cpu"] = time.thread_time() - start
+            finished.set()
+            read.wait()  # alive while the other thread reads its clock
 
         thread = threading.Thread(target=body)
         thread.start()
+        while not finished.is_set():  # busy here too: the process's CPU is not the thread's
+            pass
+        seen = meters[0].cpu()
+        read.set()
         thread.join()
-        return out["share"]
+        return seen, own["cpu"]
 
-    def spin(seconds=0.2):
+    def spin(seconds=0.3):
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
             pass
 
-    waiting, running = share(lambda: time.sleep(0.2)), share(spin)
-    if waiting is None:
+    spin_seen, spin_own = measure(spin)
+    if spin_seen is None:
         pytest.skip("no per-thread CPU clocks on this platform")
-    assert waiting < 0.2 < 0.5 < running
+    sleep_seen, sleep_own = measure(lambda: (time.sleep(0.3), spin(0.0)))
+    assert spin_own > 0.01
+    assert abs(spin_seen - spin_own) < 0.01 + 0.1 * spin_own
+    assert sleep_seen < 0.05 and abs(sleep_seen - sleep_own) < 0.01
 
 
 @pytest.mark.parametrize("n_keys, seconds, expected", [
