@@ -152,7 +152,7 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
         probe = None
         if auto and not _shares_work(graph):
             probe = _GilProbe(workers, len(keys),
-                              start_processes=lambda: _Processes(graph, workers, blas, config))
+                              processes=_Processes(graph, workers, blas, config))
         finished = {}
         try:
             return _in_chunks(
@@ -162,14 +162,15 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
             )
         except _ThreadsStarved:
             # What the threads finished is kept; only the rest moves.  Tasks
-            # still running on threads finish while the processes start.
+            # still running on threads finish there while the processes run
+            # the others.
             finished.update(probe.results)
             wanted = set(keys) - set(finished)
-            started, probe.started = probe.started, None
+            started, probe.processes = probe.started, None
             return _run_processes(
                 graph, keys, workers, blas, config, hooks, done=finished,
                 seconds_per_task=probe.seconds_per_task, started=started,
-                settle=lambda: probe.settle(hooks, wanted),
+                on_threads=probe.on_threads(), settle=lambda: probe.settle(hooks, wanted),
             )
         finally:
             if probe is not None:
@@ -240,35 +241,43 @@ class _GilProbe:
 
     To move, it fails one of the futures dask's loop waits for with
     ``_ThreadsStarved``, which wakes that loop in the calling thread.  Tasks
-    still running on threads finish in the background; their results land in
-    ``late`` and are not computed again.  ``results`` holds every key dask
-    saw finish before the move (a posttask callback).
+    still running on threads (``on_threads()``) finish in the background
+    while the processes run the others; their results land in ``late`` and
+    are not computed again.  ``results`` holds every key dask saw finish
+    before the move (a posttask callback).
     """
 
-    def __init__(self, workers, n_tasks, start_processes, probe_seconds=0.1, threshold=0.7,
+    def __init__(self, workers, n_tasks, processes, probe_seconds=0.1, threshold=0.7,
                  tick=0.025, move_above_seconds=1.0):
         # Measured here on 2 threads: MLPClassifier 0.52-0.53, DummyClassifier
         # 0.46 (the scheduler thread starves them), 1,000 small decision trees
         # 0.78-0.81 (threads win there).
         self.workers, self.n_tasks = workers, n_tasks
-        self.start_processes = start_processes
-        self.started = None  # the _Processes started at the decision
+        self.processes = processes  # a _Processes, prepared, not started
+        self.started = None  # the same, once started at the decision
         self.probe_seconds, self.threshold, self.tick = probe_seconds, threshold, tick
         self.move_above_seconds = move_above_seconds
         self.lock = threading.Lock()
         self.meters = []  # one per worker thread
         self.waiting = set()  # futures handed to dask and not yet done
         self.running = set()  # the thread pool's futures behind them
-        self.results, self.late = {}, {}
+        self.launched, self.results, self.late = set(), {}, {}
         self.starved = False
         self.seconds_per_task = None  # busy time per finished task, at the decision
         self.stop = threading.Event()
         self.watcher = None  # started, with the clock, by the first task
 
-    # -- posttask callback ---------------------------------------------------
+    # -- dask callbacks ---------------------------------------------------------
 
-    def __call__(self, key, result, dsk, state, worker_id):
+    def pretask(self, key, dsk, state):
+        self.launched.add(key)
+
+    def posttask(self, key, result, dsk, state, worker_id):
         self.results[key] = result
+
+    def on_threads(self):
+        """Keys handed to the threads that dask's loop did not see finish."""
+        return self.launched.difference(self.results)
 
     # -- the pool's side -------------------------------------------------------
 
@@ -339,7 +348,7 @@ class _GilProbe:
         if share < self.threshold and remaining > self.move_above_seconds:
             # Started here, now: the calling thread may wait a while for the
             # GIL these threads hold before it wakes up to move.
-            self.started = self.start_processes()
+            self.started = self.processes.start()
             with self.lock:
                 self.starved = True
                 for waiting in self.waiting:
@@ -348,13 +357,13 @@ class _GilProbe:
                         break
 
     def close(self):
-        """Stop the watcher; a pool it started that nobody took is shut down."""
+        """Stop the watcher; a pool that nobody took is shut down."""
         self.stop.set()
         if self.watcher is not None:
             self.watcher.join()
-        if self.started is not None:
-            self.started.abandon()
-            self.started = None
+        if self.processes is not None:
+            self.processes.abandon()
+            self.processes = self.started = None
 
     def settle(self, hooks, wanted):
         """Wait for the tasks still running on threads; their results, by key.
@@ -436,7 +445,7 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
 
     callbacks = [_reporter(keys, hooks)]
     if probe is not None:
-        callbacks.append((None, None, None, probe, None))
+        callbacks.append((None, None, probe.pretask, probe.posttask, None))
     options = dict(initializer=_start_thread, initargs=(blas, config))
     if probe is None:
         pool = ThreadPoolExecutor(workers, **options)
@@ -500,7 +509,7 @@ def _batched(graph, keys, size):
 
 
 def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, seconds_per_task=None,
-                   done=None, settle=None, started=None):
+                   done=None, on_threads=(), settle=None, started=None):
     """Run on a process pool; a task that kills its process costs that task only.
 
     Data is memory-mapped by each process at start-up.  Cheap requested tasks go
@@ -514,25 +523,29 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
 
     For a search moving from threads: ``done`` holds results already in,
     which are not computed again; ``started`` is the ``_Processes`` the probe
-    started; ``settle`` waits for the tasks still running on threads and
-    returns their results, which join ``done``.
+    started.  ``on_threads`` are keys still running on threads: the pool
+    runs everything else first, without waiting for them; then ``settle``
+    waits for the threads and returns their results, and whatever they did
+    not deliver runs on the pool last.
     """
     done = dict(done or {})
-    procs = started or _Processes(graph, workers, blas, config)
+    procs = started or _Processes(graph, workers, blas, config).start()
     try:
-        try:
-            if settle is not None:
-                done.update(settle())
-        except BaseException:
-            procs.pool.shutdown(wait=False, kill_workers=True)
-            raise
         graph = dict(procs.graph)
         graph.update((k, (_tasks.unwrap, _tasks.Const(v))) for k, v in done.items() if k in graph)
-        rest = [k for k in keys if k not in done]
-        done.update(zip(rest, _run_pool(graph, rest, workers, procs.initargs, hooks, attempts,
-                                        seconds_per_task, procs.pool)))
-    finally:
-        procs.close()
+        later = set(on_threads)
+        for last in (False, True):
+            rest = [k for k in keys if k not in done and (last or k not in later)]
+            done.update(zip(rest, _run_pool(procs, graph, rest, workers, hooks, attempts,
+                                            seconds_per_task)))
+            if settle is None:
+                break
+            if not last:
+                done.update(settle())
+    except BaseException:  # Ctrl-C or a failing fit: stop the workers now
+        procs.abandon()
+        raise
+    procs.close()
     return [done[k] for k in keys]
 
 
@@ -547,21 +560,37 @@ class _Processes:
     """
 
     def __init__(self, graph, workers, blas, config):
-        Const, Shared = _tasks.Const, _tasks.Shared
-        shared = {k: v.value for k, v in graph.items() if isinstance(v, Const)}
-        self.graph = {k: Shared(k) if k in shared else v for k, v in graph.items()}
+        # Only what costs a millisecond, so that a probe can prepare the pool
+        # before its threads start: once they hold the GIL, every import
+        # and system call made from another thread waits its turn for it
+        # (loky's constructor alone then took 0.4-0.8 s).
+        self.source = graph
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
-        path = os.path.join(self.folder, "data.joblib")
-        joblib.dump(shared, path)
-        self.initargs = (blas, config, path)
+        self.initargs = (blas, config, os.path.join(self.folder, "data.joblib"))
         self.pool = _process_pool(workers, self.initargs)
+        self.graph = None
+
+    def start(self):
+        """Write the data and start the workers; returns self."""
+        Const, Shared = _tasks.Const, _tasks.Shared
+        shared = {k: v.value for k, v in self.source.items() if isinstance(v, Const)}
+        self.graph = {k: Shared(k) if k in shared else v for k, v in self.source.items()}
+        self.source = None
+        joblib.dump(shared, self.initargs[2])
         self.pool.submit(_tasks.unwrap, Const(None))  # the workers start now
+        return self
 
     def close(self):
+        if self.pool is not None:
+            # The results are in: the workers' exit (0.2 s) needs no waiting for.
+            self.pool.shutdown(wait=False)
+            self.pool = None
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def abandon(self):
-        self.pool.shutdown(wait=False, kill_workers=True)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, kill_workers=True)
+            self.pool = None
         self.close()
 
 
@@ -571,26 +600,20 @@ def _process_pool(workers, initargs):
     return ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
 
 
-def _run_pool(graph, keys, workers, initargs, hooks, attempts, seconds_per_task, pool=None):
-    """One process pool for the whole run, replaced when a worker dies."""
+def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task):
+    """Run ``keys`` on ``procs.pool``, replacing the pool when a worker dies."""
     finished, deaths = {}, {}
-    try:
-        for sub, chunk in _chunks(graph, keys):
-            size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
-            sub, batches = _batched(sub, chunk, size)
-            while True:
-                if pool is None:
-                    pool = _process_pool(workers, initargs)
-                if _attempt(pool, sub, chunk, batches, workers, hooks, finished, deaths, attempts):
-                    break
-                pool.shutdown(wait=False, kill_workers=True)
-                pool = None
-    except BaseException:  # Ctrl-C or a failing fit: stop the workers now
-        if pool is not None:
-            pool.shutdown(wait=False, kill_workers=True)
-        raise
-    if pool is not None:
-        pool.shutdown(wait=True)
+    for sub, chunk in _chunks(graph, keys):
+        size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
+        sub, batches = _batched(sub, chunk, size)
+        while True:
+            if procs.pool is None:
+                procs.pool = _process_pool(workers, procs.initargs)
+            if _attempt(procs.pool, sub, chunk, batches, workers, hooks, finished, deaths,
+                        attempts):
+                break
+            procs.pool.shutdown(wait=False, kill_workers=True)
+            procs.pool = None
     return [finished[k] for k in keys]
 
 

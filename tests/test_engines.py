@@ -179,6 +179,32 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
     assert "fits: 19" in out.stdout
 
 
+def _logged(path, value):
+    with open(path, "a") as f:
+        f.write(f"{value}\n")
+    return value * 10
+
+
+def test_a_move_runs_the_rest_without_waiting_for_the_threads(tmp_path):
+    # At a move, k0 and k1 are still running on threads.  The pool runs
+    # every other key first; the threads then deliver k0 only (k1 failed
+    # there, say), so k1 runs on the pool last; k0 is not run again.
+    log = tmp_path / "ran.log"
+    keys = [f"k{i}" for i in range(6)]
+    graph = {k: (_logged, str(log), i) for i, k in enumerate(keys)}
+    seen_at_settle = []
+
+    def settle():
+        seen_at_settle.extend(log.read_text().split())
+        return {"k0": "from a thread"}
+
+    values = _engines._run_processes(graph, keys, 2, 1, {}, _engines.Hooks(),
+                                     on_threads={"k0", "k1"}, settle=settle)
+    assert values == ["from a thread", 10, 20, 30, 40, 50]
+    assert sorted(seen_at_settle) == ["2", "3", "4", "5"]
+    assert sorted(log.read_text().split()) == ["1", "2", "3", "4", "5"]
+
+
 def test_meter_reads_a_worker_threads_own_cpu_clock_from_another_thread():
     # The probe's measure: the CPU one worker thread got, read by the watcher
     # thread.  It must equal what the worker's own clock says (not the wall
