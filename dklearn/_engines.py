@@ -247,13 +247,13 @@ class _GilProbe:
     before the move (a posttask callback).
     """
 
-    def __init__(self, workers, n_tasks, processes, probe_seconds=0.1, threshold=0.7,
+    def __init__(self, workers, n_tasks, processes, probe_seconds=0.1, threshold=0.65,
                  tick=0.025, move_above_seconds=1.0):
         # Measured here on 2 threads: MLPClassifier 0.52-0.53, DummyClassifier
         # 0.46 (the scheduler thread starves them), 1,000 small decision trees
-        # 0.78-0.81 (threads win there).
+        # 0.78-0.85 (threads win there); the threshold sits between, with margin.
         self.workers, self.n_tasks = workers, n_tasks
-        self.processes = processes  # a _Processes, prepared, not started
+        self.processes = processes  # a _Processes, not started (no process yet)
         self.started = None  # the same, once started at the decision
         self.probe_seconds, self.threshold, self.tick = probe_seconds, threshold, tick
         self.move_above_seconds = move_above_seconds
@@ -560,15 +560,13 @@ class _Processes:
     """
 
     def __init__(self, graph, workers, blas, config):
-        # Only what costs a millisecond, so that a probe can prepare the pool
-        # before its threads start: once they hold the GIL, every import
-        # and system call made from another thread waits its turn for it
-        # (loky's constructor alone then took 0.4-0.8 s).
-        self.source = graph
+        # Nothing that starts a process yet: loky's constructor starts its
+        # resource tracker, a process whose start-up takes a core for 0.2 s,
+        # which would make a probe's threads look starved.
+        self.source, self.workers = graph, workers
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
         self.initargs = (blas, config, os.path.join(self.folder, "data.joblib"))
-        self.pool = _process_pool(workers, self.initargs)
-        self.graph = None
+        self.pool = self.graph = None
 
     def start(self):
         """Write the data and start the workers; returns self."""
@@ -577,6 +575,7 @@ class _Processes:
         self.graph = {k: Shared(k) if k in shared else v for k, v in self.source.items()}
         self.source = None
         joblib.dump(shared, self.initargs[2])
+        self.pool = _process_pool(self.workers, self.initargs)
         self.pool.submit(_tasks.unwrap, Const(None))  # the workers start now
         return self
 
