@@ -336,10 +336,11 @@ def test_many_independent_fits_run_in_chunks_with_the_same_results(scheduler, mo
     grid = {"C": [0.01, 0.1, 1.0, 10.0]}
     ref = GridSearchCV(LogisticRegression(), grid, cv=3, scheduler="sync").fit(X, y)
     monkeypatch.setattr(_engines, "CHUNK_KEYS", 5)
+    monkeypatch.setattr(_engines, "POOL_CHUNK_KEYS", 5)
     sizes, real = [], _engines._chunks
 
-    def spy(graph, keys):
-        for sub, chunk in real(graph, keys):
+    def spy(graph, keys, size=None):
+        for sub, chunk in real(graph, keys, size):
             sizes.append(len(chunk))
             yield sub, chunk
 
