@@ -704,8 +704,8 @@ def _start_worker(blas, config, path):  # pragma: no cover - runs in worker proc
 def _run_distributed(client, graph, keys, config, hooks, attempts=3):
     """Run on a dask.distributed cluster: data sent once, only records come back.
 
-    The data entries of the graph (X, y, fit parameters) are scattered to
-    every worker once (``broadcast``: losing a worker loses no data); fitted
+    The data entries of the graph (X, y, fit parameters) are scattered to the
+    cluster once, and each worker that needs it fetches it once; fitted
     steps and transformed folds stay on the workers; only the final tasks'
     score records are gathered.  A task that raises fails fast: the search
     cancels the rest and re-raises.  A task that kills its workers until
@@ -737,7 +737,10 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     from distributed import as_completed
 
     data = {k: v for k, v in graph.items() if isinstance(v, _tasks.Const)}
-    scattered = client.scatter(data, broadcast=True, hash=False) if data and scatter else {}
+    # Not broadcast: in CI a broadcast scatter hung (workers spinning, the
+    # client waiting in scatter) once in two runs.  Workers that need the
+    # data fetch it from the one that has it, once each.
+    scattered = client.scatter(data, hash=False) if data and scatter else {}
     settings = _tasks.Const({"sklearn": config, "joblib": "dask"})
     # Tasks name the scattered futures directly (not through an alias task,
     # whose output would live on one worker and be copied to the others).
