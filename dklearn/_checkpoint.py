@@ -21,6 +21,7 @@ serialize their writes.
 import json
 import math
 import sqlite3
+import time
 
 import numpy
 import scipy
@@ -47,7 +48,7 @@ class Checkpoint:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                        check_same_thread=False)
             self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._wal()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 tables = {row[0] for row in self._db.execute(
@@ -86,6 +87,20 @@ class Checkpoint:
                 f"{self.path!r} was written by an incompatible dklearn (format {fmt!r}, "
                 f"expected {FORMAT!r}). Pass a new file name."
             )
+
+    def _wal(self, wait=60.0):
+        # Two processes opening a new file at once: SQLite can refuse the
+        # switch to WAL with "database is locked" at once, without waiting
+        # for busy_timeout (seen in CI: 1 open in 160 failed here).
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     def load(self, keys):
         """The stored records among ``keys``: {key: record}."""

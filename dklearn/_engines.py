@@ -737,9 +737,11 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     from distributed import as_completed
 
     data = {k: v for k, v in graph.items() if isinstance(v, _tasks.Const)}
-    # Not broadcast: in CI a broadcast scatter hung (workers spinning, the
-    # client waiting in scatter) once in two runs.  Workers that need the
-    # data fetch it from the one that has it, once each.
+    # Not broadcast: a broadcast scatter replicates to every worker while the
+    # scheduler's active memory manager (ReduceReplicas, on by default)
+    # drops replicas, and it hung here in CI once in two runs, workers
+    # spinning (dask/distributed#4907; dask/dask#11148).  Workers that need
+    # the data fetch it from the one that has it, once each.
     scattered = client.scatter(data, hash=False) if data and scatter else {}
     settings = _tasks.Const({"sklearn": config, "joblib": "dask"})
     # Tasks name the scattered futures directly (not through an alias task,

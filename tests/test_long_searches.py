@@ -176,6 +176,35 @@ def test_sigkill_loses_only_fits_in_flight(tmp_path):
         assert list(reference.cv_results_[key]) == list(resumed.cv_results_[key])
 
 
+def test_opening_retries_a_refused_switch_to_wal(tmp_path, monkeypatch):
+    # With two processes opening a new file at once, SQLite sometimes refuses
+    # the switch to WAL with "database is locked" without waiting (seen in
+    # CI).  Opening tries again instead of calling the file damaged.
+    from dklearn import _checkpoint
+
+    real_connect = sqlite3.connect
+    refusals = []
+
+    class Refusing:
+        def __init__(self, db):
+            self.db = db
+
+        def execute(self, sql, *args):
+            if "journal_mode" in sql and len(refusals) < 3:
+                refusals.append(sql)
+                raise sqlite3.OperationalError("database is locked")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    monkeypatch.setattr(_checkpoint.sqlite3, "connect",
+                        lambda *a, **k: Refusing(real_connect(*a, **k)))
+    store = _checkpoint.Checkpoint(tmp_path / "new.sqlite")
+    assert len(refusals) == 3
+    assert store.load(["anything"]) == {}
+
+
 def test_concurrent_searches_share_one_file(tmp_path):
     path = tmp_path / "shared.sqlite"
     procs = [_start(path, delay=0.01, n=n) for n in (15, 16)]
