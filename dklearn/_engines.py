@@ -556,9 +556,11 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
 
 
 class _Processes:
-    """A process pool, starting, whose workers memory-map the graph's data entries.
+    """A process pool whose workers memory-map the graph's data entries.
 
-    The data is written once and memory-mapped by every worker (as joblib
+    Made cheaply (no file, no process) so that a probe can hold one it may
+    never use; ``start()`` writes the data and starts the workers.  The data
+    is written once and memory-mapped by every worker (as joblib
     does for scikit-learn): one copy in memory however many workers, and a
     start-up message of a few bytes, so workers start in parallel (a large
     start-up message makes loky start them one by one).  ``graph`` is the
@@ -566,13 +568,11 @@ class _Processes:
     """
 
     def __init__(self, graph, workers, blas, config):
-        # Nothing that starts a process yet: loky's constructor starts its
-        # resource tracker, a process whose start-up takes a core for 0.2 s,
-        # which would make a probe's threads look starved.
-        self.source, self.workers = graph, workers
-        self.folder = tempfile.mkdtemp(prefix="dklearn-")
-        self.initargs = (blas, config, os.path.join(self.folder, "data.joblib"))
-        self.pool = self.graph = None
+        # Not loky's constructor yet: it starts loky's resource tracker, a
+        # process whose start-up takes a core for 0.2 s, which would make a
+        # probe's threads look starved.
+        self.source, self.workers, self.blas, self.config = graph, workers, blas, config
+        self.pool = self.graph = self.folder = self.initargs = None
 
     def start(self):
         """Write the data and start the workers; returns self."""
@@ -580,6 +580,8 @@ class _Processes:
         shared = {k: v.value for k, v in self.source.items() if isinstance(v, Const)}
         self.graph = {k: Shared(k) if k in shared else v for k, v in self.source.items()}
         self.source = None
+        self.folder = tempfile.mkdtemp(prefix="dklearn-")
+        self.initargs = (self.blas, self.config, os.path.join(self.folder, "data.joblib"))
         joblib.dump(shared, self.initargs[2])
         self.pool = _process_pool(self.workers, self.initargs)
         self.pool.submit(_tasks.unwrap, Const(None))  # the workers start now
@@ -590,7 +592,9 @@ class _Processes:
             # The results are in: the workers' exit (0.2 s) needs no waiting for.
             self.pool.shutdown(wait=False)
             self.pool = None
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            self.folder = None
 
     def abandon(self):
         if self.pool is not None:
