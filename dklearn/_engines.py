@@ -611,7 +611,7 @@ def _process_pool(workers, initargs):
 
 def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task):
     """Run ``keys`` on ``procs.pool``, replacing the pool when a worker dies."""
-    finished, deaths = {}, {}
+    finished, deaths, suspects = {}, {}, set()
     for sub, chunk in _chunks(graph, keys, POOL_CHUNK_KEYS):
         size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
         sub, batches = _batched(sub, chunk, size)
@@ -619,19 +619,22 @@ def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task):
             if procs.pool is None:
                 procs.pool = _process_pool(workers, procs.initargs)
             if _attempt(procs.pool, sub, chunk, batches, workers, hooks, finished, deaths,
-                        attempts):
+                        suspects, attempts):
                 break
             procs.pool.shutdown(wait=False, kill_workers=True)
             procs.pool = None
     return [finished[k] for k in keys]
 
 
-def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, attempts):
+def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspects, attempts):
     """Run what is left of ``keys`` on ``pool``; False if a worker process died.
 
-    After a death, ``graph`` and ``batches`` are edited for the next
-    attempt: a batch that was running is split into its members, and a task
-    that was running at its ``attempts``-th death is given up on.
+    A death breaks the whole pool, so every task in flight fails with it,
+    the innocent too.  After a death, ``graph`` and ``batches`` are edited
+    for the next attempt: a batch that was running is split into its
+    members; when several tasks were running, each becomes a suspect and
+    runs alone next time, before the others; a task running alone at its
+    ``attempts``-th death is given up on.
     """
     import dask.multiprocessing
 
@@ -655,18 +658,27 @@ def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, attem
     if not requested:
         return True
     current = {**graph, **{k: (_tasks.unwrap, Const(v)) for k, v in finished.items() if k in graph}}
+    callbacks = [(None, None, lambda key, dsk, state: started.add(key), posttask, None)]
+    # Suspects one per call (dask runs as many tasks as the pool has workers).
+    parts = [[k] for k in requested if k in suspects]
+    parts.append([k for k in requested if k not in suspects])
     try:
-        dask.multiprocessing.get(
-            current, requested, pool=pool, num_workers=workers, chunksize=1,
-            callbacks=[(None, None, lambda key, dsk, state: started.add(key), posttask, None)],
-        )
+        for part in parts:
+            if part:
+                dask.multiprocessing.get(current, part, pool=pool, num_workers=workers,
+                                         chunksize=1, callbacks=callbacks)
         return True
     except BrokenProcessPool:
         pass
-    for key in started - ended:
+    running = started - ended
+    for key in running:
         if key in batches:  # which member crashed is unknown: run each alone
             graph.update(zip(batches.pop(key), graph.pop(key)[1]))
             continue
+        if len(running) > 1:  # the culprit is one of them: each runs alone next
+            suspects.add(key)
+            continue
+        suspects.add(key)
         deaths[key] = deaths.get(key, 0) + 1
         if deaths[key] < attempts:
             continue

@@ -226,6 +226,32 @@ def test_processes_isolate_a_fit_that_kills_its_process():
     assert search.best_params_ == {"crash": False}
 
 
+def _slow(value):
+    time.sleep(0.5)
+    return value
+
+
+def _die(value):
+    os._exit(13)
+
+
+def test_a_fit_running_beside_a_crash_is_not_blamed_for_it():
+    # A death breaks the whole pool, so the fit running on the other worker
+    # fails with it.  Each of the two then runs alone: the innocent one
+    # finishes, the culprit dies twice alone and is given up on.
+    lost = []
+
+    def on_lost(key, error):
+        lost.append(key)
+        return f"lost: {type(error).__name__}"
+
+    graph = {"innocent": (_slow, 7), "culprit": (_die, 0)}
+    values = _engines._run_processes(graph, ["innocent", "culprit"], 2, 1, {},
+                                     _engines.Hooks(lost=on_lost))
+    assert values == [7, "lost: CrashedWorker"]
+    assert lost == ["culprit"]
+
+
 def test_a_crash_inside_a_batch_costs_only_the_crashing_fits(monkeypatch):
     # Cheap fits travel in batches; after a crash, the batch's members run
     # one by one, so the innocent members of a batch that died still count.
