@@ -162,7 +162,7 @@ def test_sigkill_loses_only_fits_in_flight(tmp_path):
     proc = _start(path, delay=0.1, n=20)
     _wait_for_rows(path, 10, proc)
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # also closes its pipes
     kept = len(_rows(path))
     assert 10 <= kept < 60
     grid = {"C": [float(c) for c in range(1, 21)]}
@@ -280,7 +280,7 @@ def test_ctrl_c_stops_promptly_and_leaves_no_workers(tmp_path):
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGINT)
     start = time.monotonic()
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)  # also closes its pipes
     assert time.monotonic() - start < 10
     assert proc.returncode != 0
     gone, alive = psutil.wait_procs(children, timeout=10)
