@@ -166,7 +166,8 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
             # the others.
             finished.update(probe.results)
             wanted = set(keys) - set(finished)
-            started, probe.processes = probe.started, None
+            # Raised only once the watcher has started the processes.
+            started, probe.processes = probe.processes, None
             return _run_processes(
                 graph, keys, workers, blas, config, hooks, done=finished,
                 seconds_per_task=probe.seconds_per_task, started=started,
@@ -259,8 +260,7 @@ class _GilProbe:
         # 0.46 (the scheduler thread starves them), 1,000 small decision trees
         # 0.78-0.85 (threads win there); the threshold sits between, with margin.
         self.workers, self.n_tasks = workers, n_tasks
-        self.processes = processes  # a _Processes, not started (no process yet)
-        self.started = None  # the same, once started at the decision
+        self.processes = processes  # a _Processes, started at a decision to move
         self.probe_seconds, self.threshold, self.tick = probe_seconds, threshold, tick
         self.move_above_seconds = move_above_seconds
         self.lock = threading.Lock()
@@ -354,7 +354,7 @@ class _GilProbe:
         if share < self.threshold and remaining > self.move_above_seconds:
             # Started here, now: the calling thread may wait a while for the
             # GIL these threads hold before it wakes up to move.
-            self.started = self.processes.start()
+            self.processes.start()
             with self.lock:
                 self.starved = True
                 for waiting in self.waiting:
@@ -369,7 +369,7 @@ class _GilProbe:
             self.watcher.join()
         if self.processes is not None:
             self.processes.abandon()
-            self.processes = self.started = None
+            self.processes = None
 
     def settle(self, hooks, wanted):
         """Wait for the tasks still running on threads; their results, by key.
@@ -539,15 +539,16 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     try:
         graph = dict(procs.graph)
         graph.update((k, (_tasks.unwrap, _tasks.Const(v))) for k, v in done.items() if k in graph)
-        later = set(on_threads)
-        for last in (False, True):
-            rest = [k for k in keys if k not in done and (last or k not in later)]
-            done.update(zip(rest, _run_pool(procs, graph, rest, workers, hooks, attempts,
+        on_threads = set(on_threads)
+        first = [k for k in keys if k not in done and k not in on_threads]
+        done.update(zip(first, _run_pool(procs, graph, first, workers, hooks, attempts,
+                                         seconds_per_task)))
+        if settle is not None:
+            done.update(settle())
+        last = [k for k in keys if k not in done]  # what the threads did not deliver
+        if last:
+            done.update(zip(last, _run_pool(procs, graph, last, workers, hooks, attempts,
                                             seconds_per_task)))
-            if settle is None:
-                break
-            if not last:
-                done.update(settle())
     except BaseException:  # Ctrl-C or a failing fit: stop the workers now
         procs.abandon()
         raise
@@ -675,10 +676,9 @@ def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspe
         if key in batches:  # which member crashed is unknown: run each alone
             graph.update(zip(batches.pop(key), graph.pop(key)[1]))
             continue
-        if len(running) > 1:  # the culprit is one of them: each runs alone next
-            suspects.add(key)
+        suspects.add(key)  # runs alone from now on
+        if len(running) > 1:  # the culprit is one of them, which is unknown
             continue
-        suspects.add(key)
         deaths[key] = deaths.get(key, 0) + 1
         if deaths[key] < attempts:
             continue
