@@ -121,6 +121,10 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
     """Compute ``keys`` of ``graph``; return their values as a list.
 
     ``config`` is ``sklearn.get_config()`` of the caller, for the workers.
+    The graph becomes the engine's: a search of independent fits, run in
+    chunks, drops each chunk's tasks from it once they have run, so that
+    the tasks (a few hundred bytes each) give way to the records as the
+    search goes, instead of both being held at the end.
     """
     check_scheduler(scheduler)
     config = config or {}
@@ -165,13 +169,12 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
             # still running on threads finish there while the processes run
             # the others.
             finished.update(probe.results)
-            wanted = set(keys) - set(finished)
             # Raised only once the watcher has started the processes.
             started, probe.processes = probe.processes, None
             return _run_processes(
                 graph, keys, workers, blas, config, hooks, done=finished,
                 seconds_per_task=probe.seconds_per_task, started=started,
-                on_threads=probe.on_threads(), settle=lambda: probe.settle(hooks, wanted),
+                on_threads=probe.on_threads(), settle=lambda: probe.settle(hooks, finished),
             )
         finally:
             if probe is not None:
@@ -187,7 +190,7 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
 # chunks are larger, since each chunk ends with idle workers and smaller
 # ones make smaller batches (500 keys cost 9% more time there).
 CHUNK_KEYS = 500
-POOL_CHUNK_KEYS = 4 * CHUNK_KEYS
+POOL_CHUNK_KEYS = 2 * CHUNK_KEYS
 
 
 def _in_chunks(graph, keys, run, finished=None):
@@ -199,7 +202,11 @@ def _in_chunks(graph, keys, run, finished=None):
 
 
 def _chunks(graph, keys, size=None):
-    """(graph, keys) pairs to run one after the other: chunks of independent fits."""
+    """(graph, keys) pairs to run one after the other: chunks of independent fits.
+
+    Each chunk's keys leave ``graph`` when the next chunk is asked for (and
+    after the last): the caller has their values by then.
+    """
     size = size or CHUNK_KEYS
     if len(keys) <= size or _shares_work(graph):
         yield dict(graph), list(keys)
@@ -207,8 +214,12 @@ def _chunks(graph, keys, size=None):
     from dask.optimization import cull
 
     for start in range(0, len(keys), size):
-        chunk = keys[start:start + size]
-        yield cull(graph, chunk)[0], chunk
+        # A key already run (requested twice) has left the graph: its value is in.
+        chunk = [k for k in keys[start:start + size] if k in graph]
+        if chunk:
+            yield cull(graph, chunk)[0], chunk
+        for key in chunk:  # a final task: nothing else in a chunked graph needs it
+            graph.pop(key, None)
 
 
 def _reporter(keys, hooks, finished=None):
@@ -268,7 +279,9 @@ class _GilProbe:
         self.waiting = set()  # futures handed to dask and not yet done
         self.running = set()  # the thread pool's futures behind them
         self.launched, self.results, self.late = set(), {}, {}
+        self.requested = set()  # the keys of the chunk the threads run
         self.starved = False
+        self.staying = False  # decided not to move
         self.seconds_per_task = None  # busy time per finished task, at the decision
         self.stop = threading.Event()
         self.watcher = None  # started, with the clock, by the first task
@@ -276,10 +289,12 @@ class _GilProbe:
     # -- dask callbacks ---------------------------------------------------------
 
     def pretask(self, key, dsk, state):
-        self.launched.add(key)
+        if not self.staying:
+            self.launched.add(key)
 
     def posttask(self, key, result, dsk, state, worker_id):
-        self.results[key] = result
+        if not self.staying:
+            self.results[key] = result
 
     def on_threads(self):
         """Keys handed to the threads that dask's loop did not see finish."""
@@ -361,6 +376,9 @@ class _GilProbe:
                     if not waiting.done():
                         waiting.set_exception(_ThreadsStarved())
                         break
+        else:  # the threads keep the search: what a move needs is no longer kept
+            self.staying = True
+            self.launched, self.results = set(), {}
 
     def close(self):
         """Stop the watcher; a pool that nobody took is shut down."""
@@ -371,11 +389,12 @@ class _GilProbe:
             self.processes.abandon()
             self.processes = None
 
-    def settle(self, hooks, wanted):
+    def settle(self, hooks, reported):
         """Wait for the tasks still running on threads; their results, by key.
 
-        Requested keys among them are reported to ``hooks.done`` here, in the
-        calling thread.
+        Requested keys among them (of the chunk being run, ``requested``) not
+        in ``reported`` are reported to ``hooks.done`` here, in the calling
+        thread.
         """
         with self.lock:
             running = list(self.running)
@@ -383,7 +402,7 @@ class _GilProbe:
         with self.lock:
             late = dict(self.late)
         for key, value in late.items():
-            if key in wanted:
+            if key in self.requested and key not in reported:
                 hooks.done(key, value)
         return late
 
@@ -452,6 +471,7 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
     callbacks = [_reporter(keys, hooks)]
     if probe is not None:
         callbacks.append((None, None, probe.pretask, probe.posttask, None))
+        probe.requested = set(keys)
     options = dict(initializer=_start_thread, initargs=(blas, config))
     if probe is None:
         pool = ThreadPoolExecutor(workers, **options)
@@ -527,28 +547,25 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     intermediate one becomes a failed step for everything downstream.
     Ctrl-C kills the worker processes at once.
 
-    For a search moving from threads: ``done`` holds results already in,
-    which are not computed again; ``started`` is the ``_Processes`` the probe
+    ``done`` (filled in place) may hold results already in, which are not
+    computed again.  For a search moving from threads: ``started`` is the ``_Processes`` the probe
     started.  ``on_threads`` are keys still running on threads: the pool
     runs everything else first, without waiting for them; then ``settle``
     waits for the threads and returns their results, and whatever they did
     not deliver runs on the pool last.
     """
-    done = dict(done or {})
+    done = {} if done is None else done  # one dict of every result: they add up to megabytes
     procs = started or _Processes(graph, workers, blas, config).start()
     try:
-        graph = dict(procs.graph)
-        graph.update((k, (_tasks.unwrap, _tasks.Const(v))) for k, v in done.items() if k in graph)
+        graph.update(procs.references())
         on_threads = set(on_threads)
         first = [k for k in keys if k not in done and k not in on_threads]
-        done.update(zip(first, _run_pool(procs, graph, first, workers, hooks, attempts,
-                                         seconds_per_task)))
+        _run_pool(procs, graph, first, workers, hooks, attempts, seconds_per_task, done)
         if settle is not None:
             done.update(settle())
         last = [k for k in keys if k not in done]  # what the threads did not deliver
         if last:
-            done.update(zip(last, _run_pool(procs, graph, last, workers, hooks, attempts,
-                                            seconds_per_task)))
+            _run_pool(procs, graph, last, workers, hooks, attempts, seconds_per_task, done)
     except BaseException:  # Ctrl-C or a failing fit: stop the workers now
         procs.abandon()
         raise
@@ -564,38 +581,43 @@ class _Processes:
     is written once and memory-mapped by every worker (as joblib
     does for scikit-learn): one copy in memory however many workers, and a
     start-up message of a few bytes, so workers start in parallel (a large
-    start-up message makes loky start them one by one).  ``graph`` is the
-    graph with its data entries replaced by ``Shared`` references.
+    start-up message makes loky start them one by one).  Tasks name the data
+    through ``references()``.
     """
 
     def __init__(self, graph, workers, blas, config):
         # Not loky's constructor yet: it starts loky's resource tracker, a
         # process whose start-up takes a core for 0.2 s, which would make a
-        # probe's threads look starved.
-        self.source, self.workers, self.blas, self.config = graph, workers, blas, config
-        self.pool = self.graph = self.folder = self.initargs = None
+        # probe's threads look starved.  The data entries are picked out now,
+        # in the caller's thread: the graph shrinks as threads run it.
+        self.data = {k: v.value for k, v in graph.items() if isinstance(v, _tasks.Const)}
+        self.workers, self.blas, self.config = workers, blas, config
+        self.pool = self.folder = self.initargs = None
+
+    def references(self):
+        """Graph entries that stand for the data, which the workers have already."""
+        return {k: _tasks.Shared(k) for k in self.data}
 
     def start(self):
         """Write the data and start the workers; returns self."""
-        Const, Shared = _tasks.Const, _tasks.Shared
-        shared = {k: v.value for k, v in self.source.items() if isinstance(v, Const)}
-        self.graph = {k: Shared(k) if k in shared else v for k, v in self.source.items()}
-        self.source = None
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
         self.initargs = (self.blas, self.config, os.path.join(self.folder, "data.joblib"))
-        joblib.dump(shared, self.initargs[2])
+        joblib.dump(self.data, self.initargs[2])
         self.pool = _process_pool(self.workers, self.initargs)
-        self.pool.submit(_tasks.unwrap, Const(None))  # the workers start now
+        self.pool.submit(_tasks.unwrap, _tasks.Const(None))  # the workers start now
         return self
 
     def close(self):
-        if self.pool is not None:
-            # The results are in: the workers' exit (0.2 s) needs no waiting for.
-            self.pool.shutdown(wait=False)
-            self.pool = None
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
+        pool, folder, self.pool, self.folder = self.pool, self.folder, None, None
+        if pool is None:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            return
+        # The results are in: the workers' exit (0.2 s) needs no waiting for.
+        # But a worker still starting (a short search) reads the data file
+        # first, so the file goes once the workers are gone.
+        threading.Thread(target=_remove_after, args=(pool, folder),
+                         name="dklearn-pool-cleanup").start()
 
     def abandon(self):
         if self.pool is not None:
@@ -604,15 +626,23 @@ class _Processes:
         self.close()
 
 
+def _remove_after(pool, folder):
+    pool.shutdown(wait=True)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _process_pool(workers, initargs):
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
     return ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
 
 
-def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task):
-    """Run ``keys`` on ``procs.pool``, replacing the pool when a worker dies."""
-    finished, deaths, suspects = {}, {}, set()
+def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task, finished):
+    """Run ``keys`` on ``procs.pool`` into ``finished``, replacing the pool when a worker dies.
+
+    Results already in ``finished`` are not computed again.
+    """
+    deaths, suspects = {}, set()
     for sub, chunk in _chunks(graph, keys, POOL_CHUNK_KEYS):
         size = batch_size(len(chunk), workers, seconds_per_task, len(keys))
         sub, batches = _batched(sub, chunk, size)
@@ -624,7 +654,6 @@ def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task):
                 break
             procs.pool.shutdown(wait=False, kill_workers=True)
             procs.pool = None
-    return [finished[k] for k in keys]
 
 
 def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspects, attempts):
@@ -658,7 +687,8 @@ def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspe
     requested = list(batches) + [k for k in keys if k not in finished and k in graph]
     if not requested:
         return True
-    current = {**graph, **{k: (_tasks.unwrap, Const(v)) for k, v in finished.items() if k in graph}}
+    current = {k: (_tasks.unwrap, Const(finished[k])) if k in finished else v
+               for k, v in graph.items()}
     callbacks = [(None, None, lambda key, dsk, state: started.add(key), posttask, None)]
     # Suspects one per call (dask runs as many tasks as the pool has workers).
     parts = [[k] for k in requested if k in suspects]

@@ -44,11 +44,11 @@ per-fold copy of X is held by the graph.
 import copy
 import hashlib
 import inspect
+import sys
 from dataclasses import dataclass, field
 
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
-from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from . import _compat, _tasks
@@ -221,12 +221,15 @@ class Planner:
     _memo: dict = field(default_factory=dict, repr=False)
     _current: object = field(default=None, repr=False)
     _memo_folds: dict = field(default_factory=dict, repr=False)
+    _memo_inputs: dict = field(default_factory=dict, repr=False)
 
     def candidate(self, estimator, fold, label, callback=None):
         """Key of the task that yields this (candidate, fold)'s result record.
 
-        ``callback`` (scikit-learn's fit callbacks, per evaluation) makes the
-        task this evaluation's own: the whole estimator, a key of its own.
+        ``label`` is (params, fold, n_splits, candidate, n_candidates) for
+        verbose output and callbacks, else None.  ``callback`` (scikit-learn's
+        fit callbacks, per evaluation) makes the task this evaluation's own:
+        the whole estimator, a key of its own.
         """
         if estimator is not self._current:
             self._current, self._memo = estimator, {}
@@ -311,7 +314,24 @@ class Planner:
         if key not in self.graph:
             self.graph[key] = (
                 _tasks.fit_and_score,
-                Const(estimator),
+                self._cached(("const", id(estimator)), Const, estimator),  # one per candidate
+                self._inputs(flow, params, fold),
+                None if label is None else Const(label),
+                callback,
+            )
+        return key
+
+    def _inputs(self, flow, params, fold):
+        """The arguments of a final task besides the estimator: one list per flow and fold.
+
+        Every candidate that ends on the same flow shares the list object, so
+        50,000 tasks are small tuples that point to a few lists.
+        """
+        memo = (flow.token, self._token(params), fold)
+        inputs = self._memo_inputs.get(memo)
+        if inputs is None:
+            spec = self.spec
+            inputs = self._memo_inputs[memo] = [
                 flow.train,
                 flow.test,
                 flow.train_again if spec.return_train_score else None,
@@ -321,10 +341,8 @@ class Planner:
                 if spec.return_train_score
                 else _NO_PARAMS,
                 spec.config_key,
-                Const(label),
-                callback,
-            )
-        return key
+            ]
+        return inputs
 
     # -- transformers ---------------------------------------------------------
 
@@ -339,7 +357,7 @@ class Planner:
         if not has_params and not _compat.has_pandas_output(step):
             if isinstance(step, FeatureUnion):
                 return self._union(step, flow, fold)
-            if isinstance(step, ColumnTransformer) and flow.token.startswith("raw"):
+            if _is_column_transformer(step) and flow.token.startswith("raw"):
                 branches = _column_branches(step, self.data)
                 if branches is not None:
                     return self._columns(step, branches, flow, fold)
@@ -440,6 +458,13 @@ class Planner:
             arg = getattr(flow, side)
             sides[side] = None if arg is None else (func, arg, *map(Const, args))
         return Flow(sides["train"], sides["test"], sides["train_again"], token)
+
+
+def _is_column_transformer(step):
+    # Not imported here: sklearn.compose costs 4.5 MB of the client's memory,
+    # and a step can only be a ColumnTransformer once the caller imported it.
+    compose = sys.modules.get("sklearn.compose")
+    return compose is not None and isinstance(step, compose.ColumnTransformer)
 
 
 def _column_branches(ct, X):

@@ -289,20 +289,22 @@ class ScoreConfig:
         )
 
 
-def fit_and_score(final, train, test, train_again, fit_params, test_params,
-                  train_params, config, label, callback=None):
+def fit_and_score(final, inputs, label, callback=None):
     """Fit the last estimator of a path and score it: one (candidate, fold) result.
 
-    ``train`` is the training rows as the estimator sees them (its input
-    already fitted and transformed upstream), ``test`` the test rows passed
-    through the same fitted steps, ``train_again`` the training rows passed
-    through them with ``transform`` (scikit-learn scores training rows with
-    ``predict``, not with ``fit_transform``'s output).  Returns the record
+    ``inputs`` is (train, test, train_again, fit_params, test_params,
+    train_params, config).  ``train`` is the training rows as the estimator
+    sees them (its input already fitted and transformed upstream), ``test``
+    the test rows passed through the same fitted steps, ``train_again`` the
+    training rows passed through them with ``transform`` (scikit-learn scores
+    training rows with ``predict``, not with ``fit_transform``'s output).
+    Returns the record
     ``sklearn.model_selection._validation._fit_and_score`` returns.
 
     ``callback``, when scikit-learn's fit callbacks are in use, holds this
     evaluation's callback context and the search that owns it.
     """
+    train, test, train_again, fit_params, test_params, train_params, config = inputs
     config = config.value
     fit_params, test_params, train_params = map(_value, (fit_params, test_params, train_params))
     scorer, error_score = config.scorer, config.error_score

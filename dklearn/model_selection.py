@@ -32,7 +32,6 @@ from sklearn.utils import indexable
 
 from . import _compat, _engines
 from ._plan import Planner, SearchSpec, estimator_token, with_params
-from ._checkpoint import Checkpoint
 from ._progress import Progress
 from ._tasks import Const, ScoreConfig, failed_record
 
@@ -188,7 +187,10 @@ class _Evaluator:
         for cand, params in enumerate(candidate_params):
             estimator = with_params(template, _compat.clone_params(params))
             for fold in range(n_splits):
-                label = (params, fold, n_splits, cand, n_candidates)
+                # For verbose output and callbacks only: 50,000 tasks hold 6 MB of them.
+                label = None
+                if search.verbose > 1 or contexts is not None:
+                    label = (params, fold, n_splits, cand, n_candidates)
                 callback = None
                 if contexts is not None:
                     callback = Const((contexts[cand * n_splits + fold], search))
@@ -213,7 +215,12 @@ class _Evaluator:
             )
             return failed_record(config, message)
 
-        store = Checkpoint(search.checkpoint) if search.checkpoint is not None else None
+        store = None
+        if search.checkpoint is not None:
+            # Imported here: sqlite3 costs memory that other searches need not pay.
+            from ._checkpoint import Checkpoint
+
+            store = Checkpoint(search.checkpoint)
         try:
             saved = store.load(keys) if store is not None else {}
             progress = Progress(
@@ -238,6 +245,8 @@ class _Evaluator:
         finally:
             if store is not None:
                 store.close()
+        if len(todo) == len(keys):  # every key distinct and none restored: values in order
+            return values
         results = {**saved, **dict(zip(todo, values))}
         # A record shared by candidates with equal keys is copied for each
         # further use, as scikit-learn's helpers may edit records in place.

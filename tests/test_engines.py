@@ -348,3 +348,38 @@ def test_many_independent_fits_run_in_chunks_with_the_same_results(scheduler, mo
     got = GridSearchCV(LogisticRegression(), grid, cv=3, scheduler=scheduler, n_jobs=2).fit(X, y)
     assert_same_results(ref, got)
     assert sizes == [5, 5, 2]  # 4 candidates x 3 folds, 5 at a time
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_a_chunk_leaves_the_graph_once_it_has_run(scheduler, monkeypatch):
+    # The tasks give way to the records as the search goes: a search of
+    # 50,000 fits never holds every task and every record at once.
+    import operator
+
+    monkeypatch.setattr(_engines, "CHUNK_KEYS", 4)
+    monkeypatch.setattr(_engines, "POOL_CHUNK_KEYS", 4)
+    keys = [f"score-{i}" for i in range(10)]
+    graph = {"x": 100, **{k: (operator.add, "x", i) for i, k in enumerate(keys)}}
+    left = {}
+
+    def done(key, value):
+        left[key] = sum(k in graph for k in keys)
+
+    values = _engines.run(graph, keys, scheduler, 2, hooks=_engines.Hooks(done=done))
+    assert values == [100 + i for i in range(10)]
+    assert [left[k] for k in keys] == [10] * 4 + [6] * 4 + [2] * 2
+    assert graph == {"x": 100}
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
+def test_a_key_requested_twice_in_a_chunked_run_runs_once(scheduler, monkeypatch):
+    import operator
+
+    monkeypatch.setattr(_engines, "CHUNK_KEYS", 2)
+    monkeypatch.setattr(_engines, "POOL_CHUNK_KEYS", 2)
+    graph = {"x": 1, "a": (operator.add, "x", 1), "b": (operator.add, "x", 2),
+             "c": (operator.add, "x", 3)}
+    runs = []
+    hooks = _engines.Hooks(done=lambda key, value: runs.append(key))
+    assert _engines.run(graph, ["a", "b", "a", "c", "b"], scheduler, 2, hooks=hooks) == [2, 3, 2, 4, 3]
+    assert sorted(runs) == ["a", "b", "c"]

@@ -104,3 +104,27 @@ def test_token_hashes_array_parameters_by_content():
     # Plain values and look-alike strings do not collide.
     assert estimator_token(LogisticRegression(C=1)) != estimator_token(LogisticRegression(C=1.0))
     assert estimator_token(LogisticRegression(C=1)) != estimator_token(LogisticRegression(C="1"))
+
+
+def test_final_tasks_on_one_flow_share_their_inputs():
+    # 50,000 final tasks hold one small tuple each, not their own argument lists.
+    folds = (("tr", "te"),)
+    graph = {"X": Const(X), "y": Const(y), "tr": np.arange(20), "te": np.arange(20, 30)}
+    spec = SearchSpec("X", "y", folds, {}, {}, "cfg", "scoring", True, False, False)
+    planner = Planner(spec, graph, X)
+    a = planner.candidate(LogisticRegression(C=0.1), 0, None)
+    b = planner.candidate(LogisticRegression(C=1.0), 0, None)
+    assert a != b
+    assert planner.graph[a][2] is planner.graph[b][2]
+    assert planner.graph[a][3] is None  # no label without verbose output or callbacks
+
+
+def test_importing_dklearn_leaves_out_what_a_search_may_not_need():
+    # sklearn.compose (4.5 MB) and sqlite3 (1 MB) count in the client's peak memory.
+    import subprocess
+    import sys
+
+    code = ("import sys, dklearn.model_selection; "
+            "print(sorted(m for m in ('sqlite3', 'sklearn.compose') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
