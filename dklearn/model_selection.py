@@ -48,6 +48,11 @@ class _SharedWorkSearch:
         Parameters and results are scikit-learn's (see
         ``sklearn.model_selection.GridSearchCV.fit``).
         """
+        # Worker processes exit after the refit, not during it.
+        with _engines.workers_linger():
+            return self._fit(X, y, **params)
+
+    def _fit(self, X, y=None, **params):
         _engines.check_scheduler(self.scheduler)
         scorers, refit_metric = self._get_scorers()
         X, y = indexable(X, y)

@@ -383,3 +383,23 @@ def test_a_key_requested_twice_in_a_chunked_run_runs_once(scheduler, monkeypatch
     hooks = _engines.Hooks(done=lambda key, value: runs.append(key))
     assert _engines.run(graph, ["a", "b", "a", "c", "b"], scheduler, 2, hooks=hooks) == [2, 3, 2, 4, 3]
     assert sorted(runs) == ["a", "b", "c"]
+
+
+def test_worker_processes_wait_for_the_end_of_a_workers_linger_block():
+    # A search's refit runs right after its graph: workers exiting then slow it.
+    import operator
+
+    import psutil
+
+    def workers():
+        return [c for c in psutil.Process().children()
+                if "popen_loky" in " ".join(c.cmdline())]
+
+    before = {c.pid for c in workers()}
+    with _engines.workers_linger():
+        assert _engines.run({"a": (operator.add, 1, 1)}, ["a"], "processes", 2) == [2]
+        time.sleep(1.0)  # without lingering, they are gone by now
+        mine = [c for c in workers() if c.pid not in before]
+        assert mine
+    gone, alive = psutil.wait_procs(mine, timeout=30)
+    assert not alive
