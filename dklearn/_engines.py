@@ -556,11 +556,11 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     Ctrl-C kills the worker processes at once.
 
     ``done`` (filled in place) may hold results already in, which are not
-    computed again.  For a search moving from threads: ``started`` is the ``_Processes`` the probe
-    started.  ``on_threads`` are keys still running on threads: the pool
-    runs everything else first, without waiting for them; then ``settle``
-    waits for the threads and returns their results, and whatever they did
-    not deliver runs on the pool last.
+    computed again.  For a search moving from threads: ``started`` is the
+    ``_Processes`` the probe started.  ``on_threads`` are keys still running
+    on threads: the pool runs everything else first, without waiting for
+    them; then ``settle`` waits for the threads and returns their results,
+    and whatever they did not deliver runs on the pool last.
     """
     done = {} if done is None else done  # one dict of every result: they add up to megabytes
     procs = started or _Processes(graph, workers, blas, config).start()
