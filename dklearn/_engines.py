@@ -671,10 +671,17 @@ def _retire(pool, folder):
     threading.Thread(target=remove_after, name="dklearn-pool-cleanup").start()
 
 
+# A worker idle this long exits (loky starts another if work comes).  A
+# client killed with SIGKILL cannot shut its pool down, and its workers,
+# waiting for work that never comes, stayed up for good without this.
+IDLE_WORKER_SECONDS = 60
+
+
 def _process_pool(workers, initargs):
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, initializer=_start_worker, initargs=initargs)
+    return ProcessPoolExecutor(workers, timeout=IDLE_WORKER_SECONDS,
+                               initializer=_start_worker, initargs=initargs)
 
 
 def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task, finished):

@@ -176,6 +176,30 @@ def test_sigkill_loses_only_fits_in_flight(tmp_path):
         assert list(reference.cv_results_[key]) == list(resumed.cv_results_[key])
 
 
+def test_workers_of_a_killed_search_exit_on_their_own(tmp_path):
+    # A client killed with SIGKILL cannot shut its process pool down; its
+    # workers must not wait for work forever.  An idle worker leaves after
+    # IDLE_WORKER_SECONDS, then waits 30 s for a clean-exit signal from the
+    # (dead) client before it goes anyway (loky).
+    import psutil
+
+    path = tmp_path / "killed.sqlite"
+    script = "from dklearn import _engines; _engines.IDLE_WORKER_SECONDS = 1\n" + SLOW_SEARCH
+    # Not piped: the workers share the client's stdout and stderr.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script, str(path), "0.1", "20", "processes"],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    _wait_for_rows(path, 10, proc)
+    workers = [c for c in psutil.Process(proc.pid).children()
+               if "popen_loky" in " ".join(c.cmdline())]
+    assert workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=90)
+    assert not alive
+
+
 def test_opening_retries_a_refused_switch_to_wal(tmp_path, monkeypatch):
     # With two processes opening a new file at once, SQLite sometimes refuses
     # the switch to WAL with "database is locked" without waiting (seen in
