@@ -1,4 +1,5 @@
-"""Shared test helpers: a transformer that counts its calls, and a comparer of searches."""
+"""Shared test helpers: a transformer that counts its calls, a comparer of searches, and
+the worker processes of a pool."""
 
 import os
 import threading
@@ -84,3 +85,11 @@ def assert_same_results(sk, dk, *, timing=False):
             assert not hasattr(dk, attr), attr
     if hasattr(sk, "best_params_"):
         assert repr(sk.best_params_) == repr(dk.best_params_)
+
+
+def loky_workers(pid=None):
+    """The loky worker processes among the children of ``pid`` (default: this process)."""
+    import psutil
+
+    return [c for c in psutil.Process(pid).children()
+            if "popen_loky" in " ".join(c.cmdline())]

@@ -23,7 +23,7 @@ from sklearn.pipeline import Pipeline
 from dklearn import _engines
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import assert_same_results
+from ._helpers import assert_same_results, loky_workers
 
 X, y = make_classification(n_samples=90, n_features=6, random_state=0)
 
@@ -391,15 +391,11 @@ def test_worker_processes_wait_for_the_end_of_a_workers_linger_block():
 
     import psutil
 
-    def workers():
-        return [c for c in psutil.Process().children()
-                if "popen_loky" in " ".join(c.cmdline())]
-
-    before = {c.pid for c in workers()}
+    before = {c.pid for c in loky_workers()}
     with _engines.workers_linger():
         assert _engines.run({"a": (operator.add, 1, 1)}, ["a"], "processes", 2) == [2]
         time.sleep(1.0)  # without lingering, they are gone by now
-        mine = [c for c in workers() if c.pid not in before]
+        mine = [c for c in loky_workers() if c.pid not in before]
         assert mine
     gone, alive = psutil.wait_procs(mine, timeout=30)
     assert not alive

@@ -21,7 +21,14 @@ from dklearn._checkpoint import CheckpointError
 from dklearn._engines import CrashedWorker
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import CALLS, CountingTransformer, Crasher, assert_same_results, reset_calls
+from ._helpers import (
+    CALLS,
+    CountingTransformer,
+    Crasher,
+    assert_same_results,
+    loky_workers,
+    reset_calls,
+)
 
 X, y = make_classification(n_samples=90, n_features=5, random_state=0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -138,10 +145,10 @@ class Slow(ClassifierMixin, BaseEstimator):
         return np.full(len(X), self.classes_[int(self.C) % 2])
 
 
-def _start(path, delay, n, scheduler="sync"):
+def _start(path, delay, n, scheduler="sync", prelude="", output=subprocess.PIPE):
     return subprocess.Popen(
-        [sys.executable, "-c", SLOW_SEARCH, str(path), str(delay), str(n), scheduler],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", prelude + SLOW_SEARCH, str(path), str(delay), str(n), scheduler],
+        cwd=ROOT, stdout=output, stderr=output, text=True,
     )
 
 
@@ -184,15 +191,12 @@ def test_workers_of_a_killed_search_exit_on_their_own(tmp_path):
     import psutil
 
     path = tmp_path / "killed.sqlite"
-    script = "from dklearn import _engines; _engines.IDLE_WORKER_SECONDS = 1\n" + SLOW_SEARCH
     # Not piped: the workers share the client's stdout and stderr.
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script, str(path), "0.1", "20", "processes"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    proc = _start(path, delay=0.1, n=20, scheduler="processes",
+                  prelude="from dklearn import _engines; _engines.IDLE_WORKER_SECONDS = 1\n",
+                  output=subprocess.DEVNULL)
     _wait_for_rows(path, 10, proc)
-    workers = [c for c in psutil.Process(proc.pid).children()
-               if "popen_loky" in " ".join(c.cmdline())]
+    workers = loky_workers(proc.pid)
     assert workers
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
