@@ -30,7 +30,12 @@ unfinished tasks move to processes.  Finished results are kept, and so are
 those of the tasks running at the move, which finish on their threads while
 the processes start: nothing is computed twice.  (Measured on 2 cores,
 benchmarks/run.py: MLP, threads 2.2x slower than scikit-learn, processes
-1.1x; PCA pipeline, threads 0.7x, processes 1.9x.)
+1.1x; PCA pipeline, threads 0.7x, processes 1.9x.)  When the tasks are long
+(``SLOT_SECONDS``), the move starts one worker process fewer, and a thread
+of this process takes its place (``_ThreadSlot``): that saves a worker's
+start-up, a core-second of imports that a GIL-bound search otherwise loses
+to scikit-learn's own process pool, and a thread running one long task at a
+time holds the GIL without a rival.
 
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
@@ -46,6 +51,7 @@ or process is started with the caller's, and on a cluster every task carries
 it.
 """
 
+import collections
 import concurrent.futures
 import contextlib
 import os
@@ -175,7 +181,9 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
             # still running on threads finish there while the processes run
             # the others.
             finished.update(probe.results)
-            # Raised only once the watcher has started the processes.
+            probe.started.wait()  # the watcher starts them, in parallel
+            if probe.failed is not None:
+                raise probe.failed
             started, probe.processes = probe.processes, None
             return _run_processes(
                 graph, keys, workers, blas, config, hooks, done=finished,
@@ -252,6 +260,12 @@ class _ThreadsStarved(Exception):
     """Raised by the probe to abandon a threaded run that the GIL serializes."""
 
 
+# Tasks at least this long (a lower bound measured on threads) run in a
+# process pool of one process fewer plus a thread of this process
+# (``_ThreadSlot``) after a move.
+SLOT_SECONDS = 0.05
+
+
 class _GilProbe:
     """Watches the CPU that busy worker threads get and decides, once, whether to move.
 
@@ -287,11 +301,14 @@ class _GilProbe:
         self.waiting = set()  # futures handed to dask and not yet done
         self.running = set()  # the thread pool's futures behind them
         self.launched, self.results, self.late = set(), {}, {}
+        self.handing = []  # keys dask is about to submit (its pretask precedes submit)
         self.requested = set()  # the keys of the chunk the threads run
         self.starved = False
         self.staying = False  # decided not to move
         self.seconds_per_task = None  # busy time per finished task, at the decision
         self.stop = threading.Event()
+        self.started = threading.Event()  # set once the processes are started, or failed to
+        self.failed = None  # why they could not be
         self.watcher = None  # started, with the clock, by the first task
 
     # -- dask callbacks ---------------------------------------------------------
@@ -299,6 +316,7 @@ class _GilProbe:
     def pretask(self, key, dsk, state):
         if not self.staying:
             self.launched.add(key)
+            self.handing.append(key)
 
     def posttask(self, key, result, dsk, state, worker_id):
         if not self.staying:
@@ -320,8 +338,12 @@ class _GilProbe:
                                                 name="dklearn-gil-probe")
                 self.watcher.start()
             if self.starved:  # moving: dask's loop is about to stop
+                # These keys never reach a thread: the processes run them.
+                self.launched.difference_update(self.handing)
+                self.handing = []
                 waiting.set_exception(_ThreadsStarved())
                 return waiting
+            self.handing = []
             self.waiting.add(waiting)
             running = submit(_metered, self, fn, *args, **kwargs)
             self.running.add(running)
@@ -375,11 +397,23 @@ class _GilProbe:
         self.seconds_per_task = per_task if done else None
         remaining = max(self.n_tasks - done - self.workers, 0) * per_task
         if share < self.threshold and remaining > self.move_above_seconds:
+            with self.lock:
+                self.starved = True  # no task starts on these threads from now on
+                running = list(self.running)
+            slot = None
+            if per_task >= SLOT_SECONDS:
+                slot = _ThreadSlot(self.processes.blas, self.processes.config,
+                                   self.processes.data)
+                slot.hold(running)
             # Started here, now: the calling thread may wait a while for the
             # GIL these threads hold before it wakes up to move.
-            self.processes.start()
+            try:
+                self.processes.start(slot)
+            except Exception as error:  # raised in the calling thread instead
+                self.failed = error
+            finally:
+                self.started.set()
             with self.lock:
-                self.starved = True
                 for waiting in self.waiting:
                     if not waiting.done():
                         waiting.set_exception(_ThreadsStarved())
@@ -564,16 +598,19 @@ def _run_processes(graph, keys, workers, blas, config, hooks, attempts=2, second
     """
     done = {} if done is None else done  # one dict of every result: they add up to megabytes
     procs = started or _Processes(graph, workers, blas, config).start()
+    # A thread slot runs BLAS in this process, where the cap is process-wide.
+    capped = threadpool_limits(limits=blas) if procs.slot is not None else contextlib.nullcontext()
     try:
-        graph.update(procs.references())
-        on_threads = set(on_threads)
-        first = [k for k in keys if k not in done and k not in on_threads]
-        _run_pool(procs, graph, first, workers, hooks, attempts, seconds_per_task, done)
-        if settle is not None:
-            done.update(settle())
-        last = [k for k in keys if k not in done]  # what the threads did not deliver
-        if last:
-            _run_pool(procs, graph, last, workers, hooks, attempts, seconds_per_task, done)
+        with capped:
+            graph.update(procs.references())
+            on_threads = set(on_threads)
+            first = [k for k in keys if k not in done and k not in on_threads]
+            _run_pool(procs, graph, first, workers, hooks, attempts, seconds_per_task, done)
+            if settle is not None:
+                done.update(settle())
+            last = [k for k in keys if k not in done]  # what the threads did not deliver
+            if last:
+                _run_pool(procs, graph, last, workers, hooks, attempts, seconds_per_task, done)
     except BaseException:  # Ctrl-C or a failing fit: stop the workers now
         procs.abandon()
         raise
@@ -601,21 +638,45 @@ class _Processes:
         self.data = {k: v.value for k, v in graph.items() if isinstance(v, _tasks.Const)}
         self.workers, self.blas, self.config = workers, blas, config
         self.pool = self.folder = self.initargs = None
+        # Found once per process, by writing test files: a few hundred GIL
+        # hand-overs, which took a starved probe 0.2-0.3 s.
+        tempfile.gettempdir()
+        self.slot = None  # a _ThreadSlot standing in for one worker process
 
     def references(self):
         """Graph entries that stand for the data, which the workers have already."""
         return {k: _tasks.Shared(k) for k in self.data}
 
-    def start(self):
-        """Write the data and start the workers; returns self."""
+    def start(self, slot=None):
+        """Write the data and start the workers; returns self.
+
+        With a ``slot``, one worker is that thread of this process instead.
+        """
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
         self.initargs = (self.blas, self.config, os.path.join(self.folder, "data.joblib"))
         joblib.dump(self.data, self.initargs[2])
-        self.pool = _process_pool(self.workers, self.initargs)
+        self.slot = slot
+        self.pool = _process_pool(self.processes(), self.initargs)
         self.pool.submit(_tasks.unwrap, _tasks.Const(None))  # the workers start now
         return self
 
+    def processes(self):
+        return self.workers - (self.slot is not None)
+
+    def executor(self, n_tasks):
+        """What dask submits ``n_tasks`` to: the pool, and the slot if there is one."""
+        if self.slot is None:
+            return self.pool
+        return _PoolAndSlot(self.pool, self.slot, self.processes(), n_tasks)
+
+    def drop_slot(self):
+        """From now on every task runs in a worker process."""
+        if self.slot is not None:
+            self.slot.close()
+            self.slot = None
+
     def close(self):
+        self.drop_slot()
         pool, folder, self.pool, self.folder = self.pool, self.folder, None, None
         if pool is None:
             if folder is not None:
@@ -632,6 +693,114 @@ class _Processes:
             self.pool.shutdown(wait=False, kill_workers=True)
             self.pool = None
         self.close()
+
+
+class _ThreadSlot:
+    """A thread of this process that stands in for one worker process.
+
+    After a move from threads, when tasks are long (``SLOT_SECONDS``), one
+    worker process fewer is started and this thread takes its place: it
+    saves that process's start-up, about a core-second of imports, and a
+    thread running one long task at a time is not starved by dask's loop.
+    Tasks reach it pickled, as they reach a process, and read the data
+    through ``Shared`` entries as there, here from the caller's own arrays.
+    It is busy while the tasks still running on the probe's threads are
+    (``hold``): two threads holding the GIL make one core.
+    """
+
+    def __init__(self, blas, config, data):
+        self.threads = ThreadPoolExecutor(1, thread_name_prefix="dklearn-slot",
+                                          initializer=_start_slot,
+                                          initargs=(blas, config, data))
+        self.holding = []  # futures that keep the thread busy
+        self.freed = lambda: None  # called when one of them is done
+
+    def hold(self, futures):
+        self.holding = list(futures)
+        for future in self.holding:
+            future.add_done_callback(lambda _: self.freed())
+
+    def free(self):
+        return all(f.done() for f in self.holding)
+
+    def run(self, fn, args, kwargs):
+        future = self.threads.submit(fn, *args, **kwargs)
+        self.hold([future])
+        return future
+
+    def close(self):
+        # A task running here ends on its own; nobody waits for it.
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+
+class _PoolAndSlot(concurrent.futures.Executor):
+    """A process pool plus a ``_ThreadSlot``, as one executor for dask.
+
+    Each process has one task queued ahead in the pool, so that its next
+    task is not held up by this process's GIL, which the slot's task holds
+    most of the time.  The rest wait here, not in the pool's queue, and the
+    last ``2 * processes + 1`` go to whichever worker is free first: queued
+    in a process, one of them kept the slot idle at the end of an MLP
+    search for the length of a fit.
+    """
+
+    def __init__(self, pool, slot, processes, n_tasks):
+        self.pool, self.slot, self.processes = pool, slot, processes
+        self.left = n_tasks  # not yet handed to the slot or a process
+        self._max_workers = 2 * processes + 2  # read by dask: tasks handed out at once
+        self.lock = threading.RLock()  # a done callback may run inside _dispatch
+        self.waiting = collections.deque()
+        self.in_pool = 0
+        slot.freed = self._dispatch
+
+    def submit(self, fn, /, *args, **kwargs):
+        future = Future()
+        with self.lock:
+            self.waiting.append((future, fn, args, kwargs))
+        self._dispatch()
+        return future
+
+    def _dispatch(self):
+        with self.lock:
+            while self.waiting:
+                if self.slot.free():
+                    future, fn, args, kwargs = self.waiting.popleft()
+                    self.left -= 1
+                    _pass_on(self.slot.run(fn, args, kwargs), future)
+                elif self.in_pool < self.processes or (
+                        self.in_pool < 2 * self.processes and self.left > 2 * self.processes + 1):
+                    future, fn, args, kwargs = self.waiting.popleft()
+                    self.left -= 1
+                    self.in_pool += 1
+                    try:
+                        inner = self.pool.submit(fn, *args, **kwargs)
+                    except Exception as error:  # a broken pool: dask stops the run
+                        self.in_pool -= 1
+                        future.set_exception(error)
+                        continue
+                    inner.add_done_callback(self._left_pool)
+                    _pass_on(inner, future)
+                else:
+                    return
+
+    def _left_pool(self, _):
+        with self.lock:
+            self.in_pool -= 1
+        self._dispatch()
+
+
+def _pass_on(inner, outer):
+    """Settle ``outer`` as ``inner`` is settled."""
+
+    def settle(inner):
+        if inner.cancelled():
+            outer.cancel()
+        elif inner.exception() is not None:
+            outer.set_exception(inner.exception())
+        else:
+            outer.set_result(inner.result())
+
+    inner.add_done_callback(settle)
 
 
 _LINGERING = threading.local()
@@ -695,16 +864,19 @@ def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task, fi
         sub, batches = _batched(sub, chunk, size)
         while True:
             if procs.pool is None:
-                procs.pool = _process_pool(workers, procs.initargs)
-            if _attempt(procs.pool, sub, chunk, batches, workers, hooks, finished, deaths,
+                procs.pool = _process_pool(procs.processes(), procs.initargs)
+            if _attempt(procs.executor, sub, chunk, batches, workers, hooks, finished, deaths,
                         suspects, attempts):
                 break
             procs.pool.shutdown(wait=False, kill_workers=True)
             procs.pool = None
+            # A suspect must not run in this process: it may kill it too.
+            procs.drop_slot()
 
 
-def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspects, attempts):
-    """Run what is left of ``keys`` on ``pool``; False if a worker process died.
+def _attempt(executor, graph, keys, batches, workers, hooks, finished, deaths, suspects,
+             attempts):
+    """Run what is left of ``keys`` on ``executor(n_tasks)``; False if a worker process died.
 
     A death breaks the whole pool, so every task in flight fails with it,
     the innocent too.  After a death, ``graph`` and ``batches`` are edited
@@ -743,7 +915,8 @@ def _attempt(pool, graph, keys, batches, workers, hooks, finished, deaths, suspe
     try:
         for part in parts:
             if part:
-                dask.multiprocessing.get(current, part, pool=pool, num_workers=workers,
+                dask.multiprocessing.get(current, part, pool=executor(len(part)),
+                                         num_workers=workers,
                                          chunksize=1, callbacks=callbacks)
         return True
     except BrokenProcessPool:
@@ -786,6 +959,11 @@ def _start_thread(blas, config):
     # worker thread starts an OpenMP team of one thread per core).
     threadpool_limits(limits=blas, user_api="openmp")
     _set_sklearn_config(config)
+
+
+def _start_slot(blas, config, data):
+    _start_thread(blas, config)
+    _tasks.share_with_this_thread(data)
 
 
 def _start_worker(blas, config, path):  # pragma: no cover - runs in worker processes

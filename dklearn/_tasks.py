@@ -24,6 +24,7 @@ A task never mutates its inputs: estimators are cloned before fitting, since
 the same input object may be read concurrently by other tasks.
 """
 
+import threading
 import time
 from traceback import format_exc
 
@@ -46,6 +47,10 @@ class Const:
 
 # Inputs sent to a worker process once, when it starts (see _engines), by key.
 _SHARED = {}
+# The same, for a thread of the client that runs process-pool tasks: there
+# the inputs are the caller's own arrays, and other searches of the process
+# must not see them.
+_HERE = threading.local()
 
 
 class Shared:
@@ -62,7 +67,8 @@ class Shared:
 
     @property
     def value(self):
-        return _SHARED[self.key]
+        here = getattr(_HERE, "values", None)
+        return (_SHARED if here is None else here)[self.key]
 
     def __reduce__(self):
         return (Shared, (self.key,))
@@ -71,6 +77,11 @@ class Shared:
 def receive_shared(values):
     """Worker start-up: keep the inputs that ``Shared`` entries name."""
     _SHARED.update(values)
+
+
+def share_with_this_thread(values):
+    """Thread start-up: ``Shared`` entries read in this thread name ``values``."""
+    _HERE.values = values
 
 
 class Part:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -55,10 +56,22 @@ def local_cluster():
         yield client
 
 
-@pytest.fixture(params=["sync", "threads", "processes", "processes-batched", "cluster"])
+@pytest.fixture(params=["sync", "threads", "processes", "processes-batched", "processes-slot",
+                        "cluster"])
 def scheduler(request):
     if request.param == "cluster":
         return request.getfixturevalue("local_cluster")
+    if request.param == "processes-slot":
+        # One worker process fewer and a thread of this process, as after a
+        # move of long tasks from threads (_ThreadSlot).
+        real = _engines._Processes.start
+
+        def start_with_slot(self, slot=None):
+            return real(self, _engines._ThreadSlot(self.blas, self.config, self.data))
+
+        request.getfixturevalue("monkeypatch").setattr(_engines._Processes, "start",
+                                                       start_with_slot)
+        return "processes"
     if request.param == "processes-batched":
         # Several (candidate, fold) tasks per process-pool task, as for cheap fits.
         request.getfixturevalue("monkeypatch").setattr(_engines, "batch_size", lambda *a: 3)
@@ -203,6 +216,93 @@ def test_a_move_runs_the_rest_without_waiting_for_the_threads(tmp_path):
     assert values == ["from a thread", 10, 20, 30, 40, 50]
     assert sorted(seen_at_settle) == ["2", "3", "4", "5"]
     assert sorted(log.read_text().split()) == ["1", "2", "3", "4", "5"]
+
+
+def _where(value):
+    return value, os.getpid(), threading.current_thread().name
+
+
+def _shared_here(key):
+    from dklearn import _tasks
+
+    return _tasks.Shared(key).value
+
+
+def test_a_thread_slot_takes_tasks_only_while_free_and_reads_the_callers_data():
+    from dklearn._tasks import Const
+
+    gate = Future()  # a task still running on the probe's threads, say
+    procs = _engines._Processes({"data-x": Const("the caller's X")}, 2, 1, {})
+    slot = _engines._ThreadSlot(1, {}, procs.data)
+    slot.hold([gate])
+    procs.start(slot)
+    try:
+        both = procs.executor(7)
+        assert type(both).__name__ == "_PoolAndSlot" and procs.processes() == 1
+        held = [both.submit(_where, i) for i in range(2)]
+        assert {f.result(timeout=60)[1] for f in held} != {os.getpid()}  # in the process
+        gate.set_result(None)
+        freed = [both.submit(_where, i) for i in range(2, 6)]
+        places = [f.result(timeout=60) for f in freed]
+        assert [value for value, _, _ in places] == [2, 3, 4, 5]
+        here = [name for _, pid, name in places if pid == os.getpid()]
+        assert here and all(name.startswith("dklearn-slot") for name in here)
+        # The slot's thread reads Shared inputs from the caller's objects; no
+        # other thread of this process sees them.
+        assert both.submit(_shared_here, "data-x").result(timeout=60) == "the caller's X"
+        with pytest.raises(KeyError):
+            _shared_here("data-x")
+    finally:
+        procs.close()
+
+
+def _dies_in_a_child(path, parent):
+    if os.getpid() != parent:
+        os._exit(13)
+    with open(path, "a") as f:
+        f.write("ran in the caller\n")
+    return "survived"
+
+
+def test_after_a_worker_dies_no_task_runs_in_the_callers_slot(tmp_path, monkeypatch):
+    # A task that killed a worker process would kill the caller if the
+    # slot ran it: after a death, every task goes to processes.
+    executors = []
+    real = _engines._attempt
+
+    def attempt(executor, *args):
+        executors.append(type(executor(1)).__name__)
+        return real(executor, *args)
+
+    monkeypatch.setattr(_engines, "_attempt", attempt)
+    log = tmp_path / "log"
+    graph = {"a": (_where, 1), "culprit": (_dies_in_a_child, str(log), os.getpid())}
+    procs = _engines._Processes(graph, 2, 1, {})
+    slot = _engines._ThreadSlot(1, {}, procs.data)
+    slot.hold([Future()])  # busy at first, as while the threads finish
+    procs.start(slot)
+    values = _engines._run_processes(graph, ["a", "culprit"], 2, 1, {},
+                                     _engines.Hooks(lost=lambda key, error: "lost"),
+                                     started=procs)
+    assert values[1] == "lost" and values[0][0] == 1
+    assert executors[0] == "_PoolAndSlot" and len(executors) > 1
+    assert set(executors[1:]) == {"ProcessPoolExecutor"}
+    assert not log.exists()
+
+
+def test_keys_whose_hand_over_the_move_stopped_are_not_left_to_the_threads():
+    # dask calls pretask, then submits; once the probe has decided to move,
+    # a submit fails, and that key never reaches a thread: the processes
+    # must run it with the others, not after the threads' stragglers.
+    probe = _engines._GilProbe(2, 10, processes=None)
+    probe.watcher = threading.current_thread()  # no watcher thread in this test
+    probe.pretask("k0", None, None)
+    probe.track(lambda fn, *a, **k: Future(), _where, (0,), {})
+    probe.starved = True
+    probe.pretask("k1", None, None)
+    with pytest.raises(_engines._ThreadsStarved):
+        probe.track(lambda fn, *a, **k: Future(), _where, (1,), {}).result()
+    assert probe.on_threads() == {"k0"}
 
 
 def test_meter_reads_a_worker_threads_own_cpu_clock_from_another_thread():
