@@ -397,14 +397,16 @@ class _GilProbe:
         self.seconds_per_task = per_task if done else None
         remaining = max(self.n_tasks - done - self.workers, 0) * per_task
         if share < self.threshold and remaining > self.move_above_seconds:
-            with self.lock:
-                self.starved = True  # no task starts on these threads from now on
-                running = list(self.running)
             slot = None
             if per_task >= SLOT_SECONDS:
                 slot = _ThreadSlot(self.processes.blas, self.processes.config,
                                    self.processes.data)
-                slot.hold(running)
+                # The slot waits for the tasks on these threads: no more
+                # start there.  (Without a slot, the threads work on while
+                # the processes start.)
+                with self.lock:
+                    self.starved = True
+                    slot.hold(self.running)
             # Started here, now: the calling thread may wait a while for the
             # GIL these threads hold before it wakes up to move.
             try:
@@ -414,6 +416,7 @@ class _GilProbe:
             finally:
                 self.started.set()
             with self.lock:
+                self.starved = True
                 for waiting in self.waiting:
                     if not waiting.done():
                         waiting.set_exception(_ThreadsStarved())
