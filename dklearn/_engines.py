@@ -330,6 +330,8 @@ class _GilProbe:
 
     def track(self, submit, fn, args, kwargs):
         """``submit(fn, ...)`` for dask, through a future the probe can fail."""
+        if self.staying:  # decided: the threads keep the search, unwatched
+            return submit(fn, *args, **kwargs)
         waiting = Future()
         with self.lock:
             if self.watcher is None:
