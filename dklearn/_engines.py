@@ -647,6 +647,7 @@ class _Processes:
         # hand-overs, which took a starved probe 0.2-0.3 s.
         tempfile.gettempdir()
         self.slot = None  # a _ThreadSlot standing in for one worker process
+        self.dispatcher = None  # the _PoolAndSlot handing out tasks, if any
 
     def references(self):
         """Graph entries that stand for the data, which the workers have already."""
@@ -672,10 +673,14 @@ class _Processes:
         """What dask submits ``n_tasks`` to: the pool, and the slot if there is one."""
         if self.slot is None:
             return self.pool
-        return _PoolAndSlot(self.pool, self.slot, self.processes(), n_tasks)
+        self.dispatcher = _PoolAndSlot(self.pool, self.slot, self.processes(), n_tasks)
+        return self.dispatcher
 
     def drop_slot(self):
         """From now on every task runs in a worker process."""
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher = None
         if self.slot is not None:
             self.slot.close()
             self.slot = None
@@ -694,6 +699,7 @@ class _Processes:
             _retire(pool, folder)
 
     def abandon(self):
+        self.drop_slot()
         if self.pool is not None:
             self.pool.shutdown(wait=False, kill_workers=True)
             self.pool = None
@@ -756,6 +762,8 @@ class _PoolAndSlot(concurrent.futures.Executor):
         self.lock = threading.RLock()  # a done callback may run inside _dispatch
         self.waiting = collections.deque()
         self.in_pool = 0
+        self.sent = set()  # the pool's futures not yet done
+        self.stopped = False
         slot.freed = self._dispatch
 
     def submit(self, fn, /, *args, **kwargs):
@@ -767,7 +775,7 @@ class _PoolAndSlot(concurrent.futures.Executor):
 
     def _dispatch(self):
         with self.lock:
-            while self.waiting:
+            while self.waiting and not self.stopped:
                 if self.slot.free():
                     future, fn, args, kwargs = self.waiting.popleft()
                     self.left -= 1
@@ -783,15 +791,35 @@ class _PoolAndSlot(concurrent.futures.Executor):
                         self.in_pool -= 1
                         future.set_exception(error)
                         continue
+                    self.sent.add(inner)
                     inner.add_done_callback(self._left_pool)
                     _pass_on(inner, future)
                 else:
                     return
 
-    def _left_pool(self, _):
+    def _left_pool(self, inner):
         with self.lock:
             self.in_pool -= 1
+            self.sent.discard(inner)
         self._dispatch()
+
+    def stop(self, timeout=1.0):
+        """Hand out nothing more; return once the pool has taken what it was given.
+
+        loky's ``shutdown(kill_workers=True)`` forgets the tasks it holds
+        but not their ids, and its manager thread then dies on a KeyError
+        (printed to stderr) if one was not yet in its call queue.  loky
+        marks a task running when it moves it there, so this waits for
+        that.
+        """
+        with self.lock:
+            self.stopped = True
+            sent = list(self.sent)
+        deadline = time.monotonic() + timeout
+        while any(not (f.running() or f.done()) for f in sent):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.001)
 
 
 def _pass_on(inner, outer):
@@ -873,10 +901,10 @@ def _run_pool(procs, graph, keys, workers, hooks, attempts, seconds_per_task, fi
             if _attempt(procs.executor, sub, chunk, batches, workers, hooks, finished, deaths,
                         suspects, attempts):
                 break
-            procs.pool.shutdown(wait=False, kill_workers=True)
-            procs.pool = None
             # A suspect must not run in this process: it may kill it too.
             procs.drop_slot()
+            procs.pool.shutdown(wait=False, kill_workers=True)
+            procs.pool = None
 
 
 def _attempt(executor, graph, keys, batches, workers, hooks, finished, deaths, suspects,
