@@ -761,7 +761,6 @@ class _PoolAndSlot(concurrent.futures.Executor):
         self._max_workers = 2 * processes + 2  # read by dask: tasks handed out at once
         self.lock = threading.RLock()  # a done callback may run inside _dispatch
         self.waiting = collections.deque()
-        self.in_pool = 0
         self.sent = set()  # the pool's futures not yet done
         self.stopped = False
         slot.freed = self._dispatch
@@ -780,15 +779,13 @@ class _PoolAndSlot(concurrent.futures.Executor):
                     future, fn, args, kwargs = self.waiting.popleft()
                     self.left -= 1
                     _pass_on(self.slot.run(fn, args, kwargs), future)
-                elif self.in_pool < self.processes or (
-                        self.in_pool < 2 * self.processes and self.left > 2 * self.processes + 1):
+                elif len(self.sent) < self.processes or (
+                        len(self.sent) < 2 * self.processes and self.left > 2 * self.processes + 1):
                     future, fn, args, kwargs = self.waiting.popleft()
                     self.left -= 1
-                    self.in_pool += 1
                     try:
                         inner = self.pool.submit(fn, *args, **kwargs)
                     except Exception as error:  # a broken pool: dask stops the run
-                        self.in_pool -= 1
                         future.set_exception(error)
                         continue
                     self.sent.add(inner)
@@ -799,7 +796,6 @@ class _PoolAndSlot(concurrent.futures.Executor):
 
     def _left_pool(self, inner):
         with self.lock:
-            self.in_pool -= 1
             self.sent.discard(inner)
         self._dispatch()
 
