@@ -37,6 +37,15 @@ start-up, a core-second of imports that a GIL-bound search otherwise loses
 to scikit-learn's own process pool, and a thread running one long task at a
 time holds the GIL without a rival.
 
+A graph that shares work (pipeline prefixes) does not move whole: its
+intermediate results are free to share between threads and costly to
+ship.  ``_SharedPool`` meters only its final (candidate, fold) fits; if they
+are long and the GIL costs them more than a process start, one worker
+process starts and from then on a thread of this process runs any task
+while the process runs final fits only, their inputs pickled with them
+(HistGradientBoosting behind a ColumnTransformer: 10% faster).  dask's
+loop is not interrupted: only where new tasks go changes.
+
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
 
@@ -55,6 +64,7 @@ import collections
 import concurrent.futures
 import contextlib
 import os
+import pickle
 import shutil
 import tempfile
 import threading
@@ -165,6 +175,8 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
         return _in_chunks(graph, keys, run_sync)
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
+        if auto and _shares_work(graph) and not _has_callbacks(graph):
+            return _run_shared(graph, keys, workers, blas, config, hooks)
         probe = None
         if auto and not _shares_work(graph):
             probe = _GilProbe(workers, len(keys),
@@ -512,15 +524,219 @@ def _metered(probe, fn, *args, **kwargs):
         meter.end()
 
 
-def _run_threads(graph, keys, workers, blas, config, hooks, probe=None):
+# A shared graph's final fits run in a process pool of one process fewer
+# plus a thread of this process (``_SharedPool``) when the time they lose to
+# the GIL on threads, estimated as remaining work x (1 / share - 1), is
+# above this many seconds: a worker process takes about a core-second to
+# start.  Fits that get this share of a core or more stay on threads
+# whatever the work left: their inputs would be pickled for nothing.
+# (Measured on 2 threads, share of final fits: HistGradientBoosting behind
+# a ColumnTransformer 0.87, liblinear behind PCA 0.98.)
+HYBRID_SECONDS = 1.0
+HYBRID_SHARE = 0.93
+# Final-task time per worker thread after which ``_SharedPool`` decides.
+FINALS_PROBE_SECONDS = 0.1
+
+
+class _SharedPool(concurrent.futures.Executor):
+    """What dask submits a shared graph's tasks to by default: threads, then maybe a hybrid.
+
+    Tasks start on ``workers`` threads, which read the data through
+    ``Shared`` entries like a slot.  A watcher reads the CPU clocks of the
+    threads while they run final (candidate, fold) tasks (``_TaskMeter``):
+    prefix tasks, a ColumnTransformer's say, do not count.  Once the final
+    tasks have run ``probe_seconds`` per thread, it decides, once: if they
+    are long (``SLOT_SECONDS``) and the time the GIL costs them is worth a
+    process start (``HYBRID_SECONDS``), one worker process starts and
+    every task submitted from then on goes to a ``_Hybrid``: a thread of
+    this process takes any task, the process final ones.  Nothing is
+    interrupted or computed twice; dask's loop goes on as it was, and the
+    prefixes stay shared in this process.
+    """
+
+    def __init__(self, workers, n_finals, processes, tick=0.025):
+        self.workers, self.n_finals, self.processes = workers, n_finals, processes
+        self.probe_seconds, self.tick = FINALS_PROBE_SECONDS, tick
+        self._max_workers = workers  # read by dask
+        self.threads = ThreadPoolExecutor(
+            workers, initializer=_start_slot,
+            initargs=(processes.blas, processes.config, processes.data),
+        )
+        self.lock = threading.Lock()
+        self.meters = []
+        self.running = set()  # thread futures not yet done
+        self.router = None  # the _Hybrid, once decided
+        self.stop = threading.Event()
+        self.watcher = None
+        self.share = None  # what the watcher measured, for tests and curiosity
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self.lock:
+            router = self.router
+            if router is None:
+                if self.watcher is None:
+                    self.watcher = threading.Thread(target=self._watch, daemon=True,
+                                                    name="dklearn-finals-probe")
+                    self.watcher.start()
+                future = self.threads.submit(self._metered, fn, args, kwargs)
+                self.running.add(future)
+        if router is not None:
+            return router.submit(fn, *args, **kwargs)
+        future.add_done_callback(self._discard)
+        return future
+
+    def _discard(self, future):
+        with self.lock:
+            self.running.discard(future)
+
+    def _metered(self, fn, args, kwargs):
+        if not _final_key(args):
+            return fn(*args, **kwargs)
+        meter = getattr(_METERS, "final", None)
+        if meter is None or meter[0] is not self:
+            meter = _METERS.final = (self, _TaskMeter())
+            with self.lock:
+                self.meters.append(meter[1])
+        meter = meter[1]
+        meter.begin()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            meter.end()
+
+    def _watch(self):
+        while not self.stop.wait(self.tick):
+            with self.lock:
+                meters = list(self.meters)
+            totals = [m.totals() for m in meters]
+            if None in totals:  # no per-thread CPU clocks here: stay on threads
+                return
+            cpu, wall, done, cpu_done = (sum(t[i] for t in totals) for i in range(4))
+            if wall > 0 and wall >= self.probe_seconds * self.workers:
+                break
+        else:
+            return  # the run ended first
+        self.share = share = cpu / wall
+        # CPU seconds per final task, or a lower bound while none has ended.
+        per_task = cpu_done / done if done else cpu / self.workers
+        remaining = max(self.n_finals - done - self.workers, 0) * per_task
+        lost = remaining * (1 / share - 1) if share > 0 else float("inf")
+        if per_task < SLOT_SECONDS or share >= HYBRID_SHARE or lost <= HYBRID_SECONDS:
+            return
+        procs = self.processes
+        slot = _ThreadSlot(procs.blas, procs.config, procs.data)
+        try:
+            procs.start(slot)
+        except Exception:  # the data cannot be written, say: threads do without
+            slot.close()
+            return
+        with self.lock:
+            # Two threads holding the GIL make one core: the slot waits for
+            # the tasks still on these threads.
+            slot.hold(self.running)
+            self.router = _Hybrid(procs.pool, slot, procs.processes(), self.n_finals - done)
+            procs.dispatcher = self.router
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        self.threads.shutdown(wait=wait, cancel_futures=cancel_futures)
+
+    def close(self, abandon=False):
+        """Stop the watcher; shut the worker process down (at once if ``abandon``)."""
+        self.stop.set()
+        if self.watcher is not None:
+            self.watcher.join()
+        if abandon:
+            self.processes.abandon()
+        else:
+            self.processes.close()
+
+
+class _TaskMeter(_Meter):
+    """CPU and wall time one worker thread spent in final tasks, the running one included."""
+
+    def __init__(self):
+        super().__init__()
+        self.cpu_spent, self.done, self.cpu_since = 0.0, 0, None
+
+    def _now(self):
+        return time.clock_gettime(self.clock)
+
+    def begin(self):
+        if self.clock is not None:
+            self.cpu_since = self._now()
+        super().begin()
+
+    def end(self):
+        if self.clock is not None:
+            self.cpu_spent += self._now() - self.cpu_since
+        self.done += 1
+        self.cpu_since = None
+        super().end()
+
+    def totals(self):
+        """(cpu, wall, finished tasks, cpu of the finished ones), or None without a clock."""
+        if self.clock is None:
+            return None
+        since = self.cpu_since  # read once: the thread may end its task meanwhile
+        try:
+            running = self._now() - since if since is not None else 0.0
+        except OSError:  # the thread has exited
+            running = 0.0
+        return self.cpu_spent + running, self.busy(), self.done, self.cpu_spent
+
+
+def _has_callbacks(graph):
+    """Whether final tasks carry scikit-learn fit callbacks (which hold the search)."""
+    return any(
+        type(task) is tuple and task and task[0] is _tasks.fit_and_score
+        and task[4] is not None
+        for task in graph.values()
+    )
+
+
+def _run_shared(graph, keys, workers, blas, config, hooks):
+    """The local default for a graph that shares work (see ``_SharedPool``).
+
+    If a worker process dies under a final fit, the pool is abandoned and
+    what is left runs on processes alone (``_run_processes``), where a fit
+    that kills its process is retried, then recorded as failed; it never
+    runs in this process again.
+    """
+    procs = _Processes(graph, workers, blas, config)
+    graph.update(procs.references())
+    pool = _SharedPool(workers, len(keys), procs)
+    finished, abandon = {}, True
+    try:
+        values = _run_threads(graph, keys, workers, blas, config, hooks, pool=pool,
+                              finished=finished)
+        abandon = False
+        return values
+    except BrokenProcessPool:
+        if pool.router is None:
+            raise
+        pool.close(abandon=True)
+        graph.update({k: _tasks.Const(v) for k, v in procs.data.items()})
+        return _run_processes(graph, keys, workers, blas, config, hooks, done=finished)
+    finally:
+        pool.close(abandon=abandon)
+
+
+def _run_threads(graph, keys, workers, blas, config, hooks, probe=None, pool=None,
+                 finished=None):
+    """Run on ``workers`` threads (or on ``pool``, which dask then submits to).
+
+    ``finished``, if given, receives each requested key's value as it comes.
+    """
     import dask.threaded
 
-    callbacks = [_reporter(keys, hooks)]
+    callbacks = [_reporter(keys, hooks, finished)]
     if probe is not None:
         callbacks.append((None, None, probe.pretask, probe.posttask, None))
         probe.requested = set(keys)
     options = dict(initializer=_start_thread, initargs=(blas, config))
-    if probe is None:
+    if pool is not None:
+        pass
+    elif probe is None:
         pool = ThreadPoolExecutor(workers, **options)
     else:
         pool = _MeteredPool(workers, probe, **options)
@@ -781,7 +997,10 @@ class _PoolAndSlot(concurrent.futures.Executor):
                     _pass_on(self.slot.run(fn, args, kwargs), future)
                 elif len(self.sent) < self.processes or (
                         len(self.sent) < 2 * self.processes and self.left > 2 * self.processes + 1):
-                    future, fn, args, kwargs = self.waiting.popleft()
+                    item = self._for_pool()
+                    if item is None:
+                        return
+                    future, fn, args, kwargs = item
                     self.left -= 1
                     try:
                         inner = self.pool.submit(fn, *args, **kwargs)
@@ -790,9 +1009,16 @@ class _PoolAndSlot(concurrent.futures.Executor):
                         continue
                     self.sent.add(inner)
                     inner.add_done_callback(self._left_pool)
-                    _pass_on(inner, future)
+                    self._from_pool(inner, item)
                 else:
                     return
+
+    def _for_pool(self):
+        """The next waiting task a worker process may take (removed), or None."""
+        return self.waiting.popleft()
+
+    def _from_pool(self, inner, item):
+        _pass_on(inner, item[0])
 
     def _left_pool(self, inner):
         with self.lock:
@@ -830,6 +1056,52 @@ def _pass_on(inner, outer):
             outer.set_result(inner.result())
 
     inner.add_done_callback(settle)
+
+
+class _Hybrid(_PoolAndSlot):
+    """The slot runs any task of a shared graph; the worker processes only final ones.
+
+    A final task's inputs (the folds as fitted prefixes left them) travel
+    to a process pickled with it, once per task; prefix tasks stay in this
+    process, where their results are shared for free.  A task that loky
+    cannot pickle runs in the slot instead, and from then on so does every
+    task: the search stays as portable as on threads.
+    """
+
+    def __init__(self, pool, slot, processes, n_tasks):
+        super().__init__(pool, slot, processes, n_tasks)
+        self.pool_ok = True
+
+    def _for_pool(self):
+        if self.pool_ok:
+            for i, item in enumerate(self.waiting):
+                if _final_key(item[2]):
+                    del self.waiting[i]
+                    return item
+        return None
+
+    def _from_pool(self, inner, item):
+        def settle(inner):
+            error = None if inner.cancelled() else inner.exception()
+            if isinstance(error, pickle.PicklingError):
+                with self.lock:
+                    self.pool_ok = False
+                    self.left += 1
+                    self.waiting.appendleft(item)
+                self._dispatch()
+            else:
+                _pass_on(inner, item[0])
+
+        inner.add_done_callback(settle)
+
+
+def _final_key(args):
+    """Whether dask's ``batch_execute_tasks`` arguments run one (candidate, fold) task."""
+    try:
+        key = args[0][0][0]
+    except (IndexError, TypeError, KeyError):
+        return False
+    return isinstance(key, str) and key.startswith("score-")
 
 
 _LINGERING = threading.local()

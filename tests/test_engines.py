@@ -12,6 +12,7 @@ import threading
 import time
 from concurrent.futures import Future
 
+import dask
 import numpy as np
 import pytest
 import sklearn
@@ -24,7 +25,13 @@ from sklearn.pipeline import Pipeline
 from dklearn import _engines
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import assert_same_results, loky_workers
+from ._helpers import (
+    CALLS,
+    CountingTransformer,
+    assert_same_results,
+    loky_workers,
+    reset_calls,
+)
 
 X, y = make_classification(n_samples=90, n_features=6, random_state=0)
 
@@ -139,17 +146,6 @@ class GilHolder(ClassifierMixin, BaseEstimator):
 
     def predict(self, X):
         return np.full(len(X), self.classes_[0])
-
-
-class _Spy:
-    """Wraps a real engine function and counts its calls (it still does the work)."""
-
-    def __init__(self, func):
-        self.func, self.calls = func, 0
-
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.func(*args, **kwargs)
 
 
 MOVE_SCRIPT = """
@@ -377,12 +373,130 @@ def test_batch_size(n_keys, seconds, expected):
     assert _engines.batch_size(n_keys, 2, seconds) == expected
 
 
-def test_default_keeps_shared_work_on_threads(monkeypatch):
-    spy = _Spy(_engines._run_processes)
-    monkeypatch.setattr(_engines, "_run_processes", spy)
-    pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", GilHolder(n=500_000))])
-    GridSearchCV(pipe, {"clf__C": [1.0, 2.0, 3.0, 4.0]}, cv=3).fit(X, y)
-    assert spy.calls == 0
+class WhereFit(ClassifierMixin, BaseEstimator):
+    """A short fit that logs the process it ran in; in a worker process it may fail.
+
+    ``parent`` is the caller's pid: in any other process the fit crashes
+    that process the first time (``crash_once``, a marker file) or raises
+    (``fail``).  With ``expected``, it raises unless scikit-learn's
+    working_memory is that.
+    """
+
+    def __init__(self, C=1.0, log=None, parent=None, crash_once=None, fail=False, expected=None,
+                 token=None):
+        self.C, self.log, self.parent = C, log, parent
+        self.crash_once, self.fail, self.expected, self.token = crash_once, fail, expected, token
+
+    def fit(self, X, y):
+        time.sleep(0.02)
+        if self.log is not None:
+            with open(self.log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        elsewhere = self.parent is not None and os.getpid() != self.parent
+        if elsewhere and self.crash_once is not None and not os.path.exists(self.crash_once):
+            open(self.crash_once, "w").close()
+            os._exit(13)
+        if elsewhere and self.fail:
+            raise ValueError("failed in a worker process")
+        seen = sklearn.get_config()["working_memory"]
+        if self.expected is not None and seen != self.expected:
+            raise AssertionError(f"the fit saw working_memory={seen}, not {self.expected}")
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[int(self.C) % len(self.classes_)])
+
+
+class Unpicklable:
+    """A parameter value that copies but does not pickle (a handle, say)."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle an Unpicklable")
+
+    def __dask_tokenize__(self):
+        return "Unpicklable"
+
+
+@pytest.fixture
+def hybrid(monkeypatch):
+    """The local default engine, made to run final fits of shared graphs in a process at once."""
+    if _engines.n_workers(None) < 2:
+        pytest.skip("needs two cores")
+    monkeypatch.setattr(_engines, "FINALS_PROBE_SECONDS", 0.0)
+    monkeypatch.setattr(_engines, "HYBRID_SECONDS", -1.0)
+    monkeypatch.setattr(_engines, "HYBRID_SHARE", 2.0)
+    monkeypatch.setattr(_engines, "SLOT_SECONDS", 0.0)
+    # No Client is the default here (this module's in-process cluster would
+    # otherwise be, after a test that left dask's scheduler setting behind).
+    with dask.config.set(scheduler=None):
+        yield
+
+
+def _hybrid_pipe(**final):
+    return Pipeline([("scale", CountingTransformer(tag="prefix")), ("clf", WhereFit(**final))])
+
+
+HYBRID_GRID = {"clf__C": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}
+
+
+def test_default_runs_shared_prefixes_here_and_final_fits_in_a_process(hybrid, tmp_path):
+    log = tmp_path / "pids.log"
+    pipe = _hybrid_pipe(log=str(log), expected=123)
+    with sklearn.config_context(working_memory=123):
+        ref = GridSearchCV(pipe, HYBRID_GRID, cv=3, scheduler="sync").fit(X, y)
+        log.unlink()
+        reset_calls()
+        got = GridSearchCV(pipe, HYBRID_GRID, cv=3, error_score="raise").fit(X, y)
+    assert_same_results(ref, got)
+    pids = log.read_text().split()
+    assert len(pids) == 6 * 3 + 1  # every final fit once, and the refit
+    assert set(pids) - {str(os.getpid())}  # some in a worker process, which saw the config
+    # The prefix is fitted once per fold (and for the refit), all in this process.
+    assert CALLS[("prefix", "fit")] == 3 + 1
+
+
+def test_default_raises_a_final_fits_error_from_its_worker_process(hybrid):
+    search = GridSearchCV(_hybrid_pipe(parent=os.getpid(), fail=True), HYBRID_GRID, cv=3,
+                          error_score="raise")
+    with pytest.raises(ValueError, match="failed in a worker process"):
+        search.fit(X, y)
+
+
+def test_default_loses_nothing_when_a_final_fit_kills_its_worker_process(hybrid, tmp_path):
+    marker = tmp_path / "crashed"
+    pipe = _hybrid_pipe(parent=os.getpid(), crash_once=str(marker))
+    ref = GridSearchCV(pipe, HYBRID_GRID, cv=3, scheduler="sync").fit(X, y)
+    got = GridSearchCV(pipe, HYBRID_GRID, cv=3).fit(X, y)
+    assert marker.exists()  # a worker process died under a fit...
+    assert_same_results(ref, got)  # ...which ran again on a new pool, with the rest
+
+
+@pytest.mark.parametrize("scoring", [None, "accuracy"])
+def test_default_runs_final_fits_it_cannot_pickle_in_this_process(hybrid, scoring, monkeypatch):
+    # scoring=None: the default scorer holds the estimator, so the data
+    # entries cannot be written for workers: no process starts.  "accuracy":
+    # they can, and loky fails to pickle the first final task it is given;
+    # that task and every later one run in the slot.
+    hybrids = []
+    real_init = _engines._Hybrid.__init__
+
+    def init(self, *args):
+        real_init(self, *args)
+        hybrids.append(self)
+
+    monkeypatch.setattr(_engines._Hybrid, "__init__", init)
+    pipe = _hybrid_pipe(token=Unpicklable())
+    ref = GridSearchCV(pipe, HYBRID_GRID, cv=3, scoring=scoring, scheduler="sync").fit(X, y)
+    got = GridSearchCV(pipe, HYBRID_GRID, cv=3, scoring=scoring).fit(X, y)
+    assert_same_results(ref, got)
+    if scoring is None:
+        assert not hybrids
+    else:
+        assert [h.pool_ok for h in hybrids] == [False]
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
