@@ -566,11 +566,14 @@ class _SharedPool(concurrent.futures.Executor):
         self.meters = []
         self.running = set()  # thread futures not yet done
         self.router = None  # the _Hybrid, once decided
+        self.staying = False  # decided against it: tasks go to the threads unwatched
         self.stop = threading.Event()
         self.watcher = None
         self.share = None  # what the watcher measured, for tests and curiosity
 
     def submit(self, fn, /, *args, **kwargs):
+        if self.staying:
+            return self.threads.submit(fn, *args, **kwargs)
         with self.lock:
             router = self.router
             if router is None:
@@ -610,6 +613,7 @@ class _SharedPool(concurrent.futures.Executor):
                 meters = list(self.meters)
             totals = [m.totals() for m in meters]
             if None in totals:  # no per-thread CPU clocks here: stay on threads
+                self.staying = True
                 return
             cpu, wall, done, cpu_done = (sum(t[i] for t in totals) for i in range(4))
             if wall > 0 and wall >= self.probe_seconds * self.workers:
@@ -622,6 +626,7 @@ class _SharedPool(concurrent.futures.Executor):
         remaining = max(self.n_finals - done - self.workers, 0) * per_task
         lost = remaining * (1 / share - 1) if share > 0 else float("inf")
         if per_task < SLOT_SECONDS or share >= HYBRID_SHARE or lost <= HYBRID_SECONDS:
+            self.staying = True
             return
         procs = self.processes
         slot = _ThreadSlot(procs.blas, procs.config, procs.data)
@@ -629,6 +634,7 @@ class _SharedPool(concurrent.futures.Executor):
             procs.start(slot)
         except Exception:  # the data cannot be written, say: threads do without
             slot.close()
+            self.staying = True
             return
         with self.lock:
             # Two threads holding the GIL make one core: the slot waits for

@@ -459,6 +459,27 @@ def test_default_runs_shared_prefixes_here_and_final_fits_in_a_process(hybrid, t
     assert CALLS[("prefix", "fit")] == 3 + 1
 
 
+def test_default_keeps_quick_final_fits_of_a_shared_graph_on_threads(monkeypatch):
+    # Measured at once, the final fits (a millisecond) are far below
+    # SLOT_SECONDS: the watcher decides to stay, and no process starts.
+    monkeypatch.setattr(_engines, "FINALS_PROBE_SECONDS", 0.0)
+    started, pools = [], []
+    monkeypatch.setattr(_engines._Processes, "start", lambda self, slot=None: started.append(1))
+    real_close = _engines._SharedPool.close
+
+    def close(self, abandon=False):
+        pools.append(self)
+        real_close(self, abandon)
+
+    monkeypatch.setattr(_engines._SharedPool, "close", close)
+    pipe = Pipeline([("pca", PCA(n_components=2)), ("clf", LogisticRegression())])
+    grid = {"clf__C": np.logspace(-3, 3, 40)}
+    with dask.config.set(scheduler=None):
+        GridSearchCV(pipe, grid, cv=3).fit(X, y)
+    assert not started
+    assert [p.staying for p in pools] == [True]
+
+
 def test_default_raises_a_final_fits_error_from_its_worker_process(hybrid):
     search = GridSearchCV(_hybrid_pipe(parent=os.getpid(), fail=True), HYBRID_GRID, cv=3,
                           error_score="raise")
