@@ -175,10 +175,11 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
         return _in_chunks(graph, keys, run_sync)
     blas = max(joblib.cpu_count() // workers, 1)
     if scheduler == "threads":
-        if auto and _shares_work(graph) and not _has_callbacks(graph):
+        shares = auto and _shares_work(graph)
+        if shares and not _has_callbacks(graph):
             return _run_shared(graph, keys, workers, blas, config, hooks)
         probe = None
-        if auto and not _shares_work(graph):
+        if auto and not shares:
             probe = _GilProbe(workers, len(keys),
                               processes=_Processes(graph, workers, blas, config))
         finished = {}
@@ -512,10 +513,12 @@ class _MeteredPool(ThreadPoolExecutor):
 _METERS = threading.local()
 
 
-def _metered(probe, fn, *args, **kwargs):
+def _metered(owner, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, timed by the calling thread's meter of ``owner``
+    (a ``_GilProbe`` or a ``_SharedPool``: ``owner.meter()`` makes it)."""
     mine = getattr(_METERS, "mine", None)
-    if mine is None or mine[0] is not probe:
-        mine = _METERS.mine = (probe, probe.meter())
+    if mine is None or mine[0] is not owner:
+        mine = _METERS.mine = (owner, owner.meter())
     meter = mine[1]
     meter.begin()
     try:
@@ -569,7 +572,6 @@ class _SharedPool(concurrent.futures.Executor):
         self.staying = False  # decided against it: tasks go to the threads unwatched
         self.stop = threading.Event()
         self.watcher = None
-        self.share = None  # what the watcher measured, for tests and curiosity
 
     def submit(self, fn, /, *args, **kwargs):
         if self.staying:
@@ -595,17 +597,14 @@ class _SharedPool(concurrent.futures.Executor):
     def _metered(self, fn, args, kwargs):
         if not _final_key(args):
             return fn(*args, **kwargs)
-        meter = getattr(_METERS, "final", None)
-        if meter is None or meter[0] is not self:
-            meter = _METERS.final = (self, _TaskMeter())
-            with self.lock:
-                self.meters.append(meter[1])
-        meter = meter[1]
-        meter.begin()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            meter.end()
+        return _metered(self, fn, *args, **kwargs)
+
+    def meter(self):
+        """A meter of final tasks for the calling worker thread."""
+        meter = _TaskMeter()
+        with self.lock:
+            self.meters.append(meter)
+        return meter
 
     def _watch(self):
         while not self.stop.wait(self.tick):
@@ -630,7 +629,6 @@ class _SharedPool(concurrent.futures.Executor):
                 break
         else:
             return  # the run ended first
-        self.share = share
         if not move:
             self.staying = True
             return
@@ -646,8 +644,7 @@ class _SharedPool(concurrent.futures.Executor):
             # Two threads holding the GIL make one core: the slot waits for
             # the tasks still on these threads.
             slot.hold(self.running)
-            self.router = _Hybrid(procs.pool, slot, procs.processes(), self.n_finals - done)
-            procs.dispatcher = self.router
+            self.router = procs.executor(self.n_finals - done, _Hybrid)
 
     def shutdown(self, wait=True, *, cancel_futures=False):
         self.threads.shutdown(wait=wait, cancel_futures=cancel_futures)
@@ -670,17 +667,14 @@ class _TaskMeter(_Meter):
         super().__init__()
         self.cpu_spent, self.done, self.cpu_since = 0.0, 0, None
 
-    def _now(self):
-        return time.clock_gettime(self.clock)
-
     def begin(self):
         if self.clock is not None:
-            self.cpu_since = self._now()
+            self.cpu_since = self.cpu()
         super().begin()
 
     def end(self):
         if self.clock is not None:
-            self.cpu_spent += self._now() - self.cpu_since
+            self.cpu_spent += self.cpu() - self.cpu_since
         self.done += 1
         self.cpu_since = None
         super().end()
@@ -689,11 +683,8 @@ class _TaskMeter(_Meter):
         """(cpu, wall, finished tasks, cpu of the finished ones), or None without a clock."""
         if self.clock is None:
             return None
-        since = self.cpu_since  # read once: the thread may end its task meanwhile
-        try:
-            running = self._now() - since if since is not None else 0.0
-        except OSError:  # the thread has exited
-            running = 0.0
+        since, now = self.cpu_since, self.cpu()  # the task may end meanwhile
+        running = now - since if since is not None and now is not None else 0.0
         return self.cpu_spent + running, self.busy(), self.done, self.cpu_spent
 
 
@@ -717,20 +708,19 @@ def _run_shared(graph, keys, workers, blas, config, hooks):
     procs = _Processes(graph, workers, blas, config)
     graph.update(procs.references())
     pool = _SharedPool(workers, len(keys), procs)
-    finished, abandon = {}, True
+    finished = {}
     try:
         values = _run_threads(graph, keys, workers, blas, config, hooks, pool=pool,
                               finished=finished)
-        abandon = False
-        return values
-    except BrokenProcessPool:
-        if pool.router is None:
-            raise
+    except BaseException as error:  # Ctrl-C, a failing fit, a dead worker: stop it now
         pool.close(abandon=True)
-        graph.update({k: _tasks.Const(v) for k, v in procs.data.items()})
-        return _run_processes(graph, keys, workers, blas, config, hooks, done=finished)
-    finally:
-        pool.close(abandon=abandon)
+        if not (isinstance(error, BrokenProcessPool) and pool.router is not None):
+            raise
+    else:
+        pool.close()
+        return values
+    graph.update({k: _tasks.Const(v) for k, v in procs.data.items()})
+    return _run_processes(graph, keys, workers, blas, config, hooks, done=finished)
 
 
 def _run_threads(graph, keys, workers, blas, config, hooks, probe=None, pool=None,
@@ -745,13 +735,12 @@ def _run_threads(graph, keys, workers, blas, config, hooks, probe=None, pool=Non
     if probe is not None:
         callbacks.append((None, None, probe.pretask, probe.posttask, None))
         probe.requested = set(keys)
-    options = dict(initializer=_start_thread, initargs=(blas, config))
-    if pool is not None:
-        pass
-    elif probe is None:
-        pool = ThreadPoolExecutor(workers, **options)
-    else:
-        pool = _MeteredPool(workers, probe, **options)
+    if pool is None:
+        options = dict(initializer=_start_thread, initargs=(blas, config))
+        if probe is None:
+            pool = ThreadPoolExecutor(workers, **options)
+        else:
+            pool = _MeteredPool(workers, probe, **options)
     try:
         # The BLAS cap is process-wide: it holds for every worker thread.
         with threadpool_limits(limits=blas):
@@ -897,11 +886,15 @@ class _Processes:
     def processes(self):
         return self.workers - (self.slot is not None)
 
-    def executor(self, n_tasks):
-        """What dask submits ``n_tasks`` to: the pool, and the slot if there is one."""
+    def executor(self, n_tasks, dispatcher=None):
+        """What dask submits ``n_tasks`` to: the pool, and the slot if there is one.
+
+        ``dispatcher`` is the class that hands tasks to both (``_PoolAndSlot``).
+        """
         if self.slot is None:
             return self.pool
-        self.dispatcher = _PoolAndSlot(self.pool, self.slot, self.processes(), n_tasks)
+        dispatcher = dispatcher or _PoolAndSlot
+        self.dispatcher = dispatcher(self.pool, self.slot, self.processes(), n_tasks)
         return self.dispatcher
 
     def drop_slot(self):
