@@ -63,8 +63,8 @@ def local_cluster():
         yield client
 
 
-@pytest.fixture(params=["sync", "threads", "processes", "processes-batched", "processes-slot",
-                        "cluster"])
+@pytest.fixture(params=["sync", "threads", "threads-chunked", "processes", "processes-batched",
+                        "processes-slot", "cluster"])
 def scheduler(request):
     if request.param == "cluster":
         return request.getfixturevalue("local_cluster")
@@ -79,6 +79,11 @@ def scheduler(request):
         request.getfixturevalue("monkeypatch").setattr(_engines._Processes, "start",
                                                        start_with_slot)
         return "processes"
+    if request.param == "threads-chunked":
+        # dask hands several independent tasks to a thread at once, as for many fits.
+        request.getfixturevalue("monkeypatch").setattr(_engines, "thread_chunksize",
+                                                       lambda *a: 3)
+        return "threads"
     if request.param == "processes-batched":
         # Several (candidate, fold) tasks per process-pool task, as for cheap fits.
         request.getfixturevalue("monkeypatch").setattr(_engines, "batch_size", lambda *a: 3)
@@ -309,18 +314,23 @@ def test_after_a_worker_dies_no_task_runs_in_the_callers_slot(tmp_path, monkeypa
 
 
 def test_keys_whose_hand_over_the_move_stopped_are_not_left_to_the_threads():
-    # dask calls pretask, then submits; once the probe has decided to move,
-    # a submit fails, and that key never reaches a thread: the processes
-    # must run it with the others, not after the threads' stragglers.
+    # dask calls pretask for every task it fires, then submits them in
+    # chunks; once the probe has decided to move, a submit fails, and the
+    # keys of that chunk never reach a thread: the processes must run them
+    # with the others, not after the threads' stragglers.
     probe = _engines._GilProbe(2, 10, processes=None)
     probe.watcher = threading.current_thread()  # no watcher thread in this test
-    probe.pretask("k0", None, None)
-    probe.track(lambda fn, *a, **k: Future(), _where, (0,), {})
+
+    def chunk(*keys):  # dask's batch_execute_tasks arguments
+        return ([(key, None, None, None, None, None) for key in keys],)
+
+    for key in ("k0", "k1", "k2", "k3"):  # one fire: two chunks of two
+        probe.pretask(key, None, None)
+    probe.track(lambda fn, *a, **k: Future(), _where, chunk("k0", "k1"), {})
     probe.starved = True
-    probe.pretask("k1", None, None)
     with pytest.raises(_engines._ThreadsStarved):
-        probe.track(lambda fn, *a, **k: Future(), _where, (1,), {}).result()
-    assert probe.on_threads() == {"k0"}
+        probe.track(lambda fn, *a, **k: Future(), _where, chunk("k2", "k3"), {}).result()
+    assert probe.on_threads() == {"k0", "k1"}
 
 
 def test_meter_reads_a_worker_threads_own_cpu_clock_from_another_thread():
@@ -605,6 +615,28 @@ def test_many_independent_fits_run_in_chunks_with_the_same_results(scheduler, mo
     got = GridSearchCV(LogisticRegression(), grid, cv=3, scheduler=scheduler, n_jobs=2).fit(X, y)
     assert_same_results(ref, got)
     assert sizes == [5, 5, 2]  # 4 candidates x 3 folds, 5 at a time
+
+
+def test_many_independent_tasks_reach_threads_several_at_a_time(monkeypatch):
+    # dask's loop costs each task some of this process's GIL, which worker
+    # threads running small fits wait for: a search of many hands them over
+    # in groups, few enough that neither thread waits long for the other.
+    import operator
+
+    submitted = []
+
+    class Counting(_engines.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append(len(args[0]))  # dask's batch_execute_tasks(tasks)
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(_engines, "ThreadPoolExecutor", Counting)
+    keys = [f"score-{i}" for i in range(400)]
+    graph = {"x": 100, **{k: (operator.add, "x", i) for i, k in enumerate(keys)}}
+    assert _engines.run(graph, keys, "threads", 2) == [100 + i for i in range(400)]
+    assert sum(submitted) == 400
+    assert max(submitted) == _engines.thread_chunksize(400, 2) > 1
+    assert len(submitted) >= 2 * _engines.THREAD_CHUNKS_PER_WORKER
 
 
 @pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
