@@ -46,6 +46,10 @@ while the process runs final fits only, their inputs pickled with them
 (HistGradientBoosting behind a ColumnTransformer: 10% faster).  dask's
 loop is not interrupted: only where new tasks go changes.
 
+On threads, dask hands many independent tasks over a few at a time
+(``thread_chunksize``): its loop holds the GIL for each hand-over, which
+threads running small fits wait for.
+
 BLAS threads are capped so that workers x BLAS threads <= cores: two
 workers each running a 2-thread BLAS on 2 cores lose to either alone.
 
