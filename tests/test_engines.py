@@ -581,6 +581,23 @@ class OpenMPProbe(ClassifierMixin, BaseEstimator):
         return np.full(len(X), self.classes_[0])
 
 
+def test_a_worker_process_imports_the_task_bodies_without_the_searches():
+    # A worker's start-up is paid in the middle of a search: what it imports
+    # for its initializer and task bodies must not pull in dask and the
+    # search classes (0.08-0.1 s), which the package still offers.
+    code = (
+        "import sys, dklearn._engines, dklearn._tasks\n"
+        "loaded = [m for m in ('dask', 'dklearn.model_selection') if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "from dklearn import GridSearchCV, Pipeline\n"
+        "import dklearn\n"
+        "assert GridSearchCV is dklearn.model_selection.GridSearchCV\n"
+        "assert 'RandomizedSearchCV' in dir(dklearn)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_worker_threads_cap_openmp_like_blas():
     # OpenMP's limit belongs to each thread: a cap set in the calling thread
     # does not reach pool threads, which must set their own.
