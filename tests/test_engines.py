@@ -656,6 +656,38 @@ def test_many_independent_tasks_reach_threads_several_at_a_time(monkeypatch):
     assert len(submitted) >= 2 * _engines.THREAD_CHUNKS_PER_WORKER
 
 
+def test_threads_get_groups_of_tasks_no_longer_than_the_search_has_shown_them(monkeypatch):
+    # The first chunk of a search is handed over by count; later ones hold at
+    # most THREAD_CHUNK_SECONDS of work each, as the chunks before measured:
+    # long fits are handed over one at a time, so no thread waits at the end.
+    submitted = []
+
+    class Counting(_engines.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            submitted.append([task[0] for task in args[0]])
+            return super().submit(fn, *args, **kwargs)
+
+    monkeypatch.setattr(_engines, "ThreadPoolExecutor", Counting)
+    monkeypatch.setattr(_engines, "CHUNK_KEYS", 40)
+    monkeypatch.setattr(_engines, "THREAD_CHUNKS_PER_WORKER", 4)
+    monkeypatch.setattr(_engines, "THREAD_CHUNK_SECONDS", 0.05)
+    keys = [f"score-{i}" for i in range(80)]
+    graph = {k: (time.sleep, 0.02) for k in keys}
+    assert _engines.run(graph, keys, "threads", 2) == [None] * 80
+    first = max(len(s) for s in submitted if s[0] in keys[:40])
+    later = max(len(s) for s in submitted if s[0] in keys[40:])
+    assert first == 40 // (2 * 4)
+    assert later <= 2  # 0.05 s / 0.02 s a task, or fewer on a loaded machine
+
+
+@pytest.mark.parametrize(
+    "n_keys, seconds, expected",
+    [(500, None, 7), (60, None, 1), (500, 0.005, 7), (500, 0.01, 5), (500, 1.0, 1)],
+)
+def test_thread_chunksize(n_keys, seconds, expected):
+    assert _engines.thread_chunksize(n_keys, 2, seconds) == expected
+
+
 @pytest.mark.parametrize("scheduler", ["sync", "threads", "processes"])
 def test_a_chunk_leaves_the_graph_once_it_has_run(scheduler, monkeypatch):
     # The tasks give way to the records as the search goes: a search of
