@@ -187,18 +187,18 @@ def run(graph, keys, scheduler=None, n_jobs=None, config=None, hooks=None):
             probe = _GilProbe(workers, len(keys),
                               processes=_Processes(graph, workers, blas, config))
         finished = {}
-        pace = []  # seconds per task of the chunks run so far, in thread-seconds
+        pace = []  # thread-seconds per task of each chunk run so far
 
-        def on_threads(graph, keys):
+        def run_chunk(sub, chunk):
             start = time.perf_counter()
-            size = thread_chunksize(len(keys), workers, pace[-1] if pace else None)
-            values = _run_threads(graph, keys, workers, blas, config, hooks, probe,
+            size = thread_chunksize(len(chunk), workers, pace[-1] if pace else None)
+            values = _run_threads(sub, chunk, workers, blas, config, hooks, probe,
                                   chunksize=size)
-            pace.append((time.perf_counter() - start) * workers / max(len(keys), 1))
+            pace.append((time.perf_counter() - start) * workers / max(len(chunk), 1))
             return values
 
         try:
-            return _in_chunks(graph, keys, on_threads, finished)
+            return _in_chunks(graph, keys, run_chunk, finished)
         except _ThreadsStarved:
             # What the threads finished is kept; only the rest moves.  Tasks
             # still running on threads finish there while the processes run
