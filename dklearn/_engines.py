@@ -1356,31 +1356,46 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     # drops replicas, and it hung here in CI once in two runs, workers
     # spinning (dask/distributed#4907; dask/dask#11148).  Workers that need
     # the data fetch it from the one that has it, once each.
-    scattered = client.scatter(data, hash=False) if data and scatter else {}
+    #
+    # Each submission's keys are its own, the data's included: a search run
+    # again on the same client would otherwise scatter X under the key the
+    # last one had just released, while the scheduler was still forgetting
+    # it.  Caught once in about twenty pairs of searches: the scheduler held
+    # X as in memory, every worker as missing, and the search waited for good.
+    # (dask/dask#9888 describes the same hazard for reused task keys.)  The
+    # key's own name stays in front, for the dashboard.
+    tag = os.urandom(4).hex()
+    scattered = {}
+    if data and scatter:
+        sent = client.scatter({f"{k}-{tag}": v for k, v in data.items()}, hash=False)
+        scattered = {k: sent[f"{k}-{tag}"] for k in data}
     settings = _tasks.Const({"sklearn": config, "joblib": "dask"})
+    named = {key: f"{key}-{tag}" for key in graph if key not in scattered}
+    ours = {name: key for key, name in named.items()}
     # Tasks name the scattered futures directly (not through an alias task,
     # whose output would live on one worker and be copied to the others).
     wrapped = {
-        key: _wrap(task, settings, _tasks.with_config, scattered)
+        named[key]: _wrap(task, settings, _tasks.with_config, scattered, named)
         for key, task in graph.items()
         if key not in scattered
     }
-    futures = client.get(wrapped, keys, sync=False)
+    futures = client.get(wrapped, [named[k] for k in keys], sync=False)
     values = {}
     try:
         with client.as_current():  # as_completed looks for the current client
             # Results are fetched as they finish: a worker that dies later
             # (another fit crashing it) takes no finished result with it.
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
+                key = ours[future.key]
                 if future.status == "finished":
-                    values[future.key] = result
-                    hooks.done(future.key, result)
+                    values[key] = result
+                    hooks.done(key, result)
                 elif future.status == "error":
                     error = future.exception()
                     if hooks.lost is None or type(error).__name__ != "KilledWorker":
                         raise error
-                    values[future.key] = hooks.lost(future.key, error)
-                    hooks.done(future.key, values[future.key])
+                    values[key] = hooks.lost(key, error)
+                    hooks.done(key, values[key])
                 # else 'cancelled': its input data was lost; submitted again.
     finally:
         client.cancel(futures)
@@ -1388,16 +1403,19 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     return values
 
 
-def _wrap(task, settings, with_config, futures):
+def _wrap(task, settings, with_config, futures, named):
     """Make every call of a task (nested ones too) run under ``settings``.
 
-    References to scattered data become the futures themselves.
+    References to scattered data become the futures themselves, and
+    references to other tasks their names in this submission (``named``).
     """
     if isinstance(task, tuple) and task and callable(task[0]):
-        args = (_wrap(a, settings, with_config, futures) for a in task[1:])
+        args = (_wrap(a, settings, with_config, futures, named) for a in task[1:])
         return (with_config, settings, task[0], *args)
     if isinstance(task, list):
-        return [_wrap(a, settings, with_config, futures) for a in task]
-    if isinstance(task, str) and task in futures:
-        return futures[task]
+        return [_wrap(a, settings, with_config, futures, named) for a in task]
+    if isinstance(task, str):
+        if task in futures:
+            return futures[task]
+        return named.get(task, task)
     return task

@@ -92,6 +92,36 @@ def test_client_and_active_client_equal_local(cluster, local_result):
     assert {"fit-PCA", "transform-PCA", "score-LogisticRegression"} <= names
 
 
+def test_a_search_run_again_on_one_client_sends_no_key_the_last_one_used(cluster, monkeypatch):
+    # The scheduler takes a key to name one piece of data or one task for
+    # good.  Scattering X again under the key the last search had just
+    # released left it "in memory" on the scheduler and missing on every
+    # worker, about once in twenty pairs of searches, and the search waited
+    # for good: each submission must send keys of its own.
+    with distributed.Client(cluster.address) as client:
+        sent = []
+        real_scatter, real_get = client.scatter, client.get
+
+        def scatter(data, **kwargs):
+            sent[-1].update(data)
+            return real_scatter(data, **kwargs)
+
+        def get(graph, keys, **kwargs):
+            sent[-1].update(graph)
+            return real_get(graph, keys, **kwargs)
+
+        monkeypatch.setattr(client, "scatter", scatter)
+        monkeypatch.setattr(client, "get", get)
+        results = []
+        for _ in range(2):
+            sent.append(set())
+            results.append(GridSearchCV(PIPE, GRID, scheduler=client).fit(X, y))
+    first, second = sent
+    assert any(k.startswith("X-") for k in first) and any(k.startswith("fit-PCA-") for k in first)
+    assert not first & second
+    assert_same_results(results[0], results[1])
+
+
 def test_intermediates_stay_on_workers_and_data_is_released(cluster):
     with distributed.Client(cluster.address) as client:
         GridSearchCV(PIPE, GRID, scheduler=client).fit(X, y)
