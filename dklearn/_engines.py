@@ -1360,7 +1360,7 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     # Each submission's keys are its own, the data's included: a search run
     # again on the same client would otherwise scatter X under the key the
     # last one had just released, while the scheduler was still forgetting
-    # it.  Caught once in about twenty pairs of searches: the scheduler held
+    # it.  Caught once in 20-30 pairs of searches: the scheduler held
     # X as in memory, every worker as missing, and the search waited for good.
     # (dask/dask#9888 describes the same hazard for reused task keys.)  The
     # key's own name stays in front, for the dashboard.

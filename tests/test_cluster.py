@@ -96,7 +96,7 @@ def test_a_search_run_again_on_one_client_sends_no_key_the_last_one_used(cluster
     # The scheduler takes a key to name one piece of data or one task for
     # good.  Scattering X again under the key the last search had just
     # released left it "in memory" on the scheduler and missing on every
-    # worker, about once in twenty pairs of searches, and the search waited
+    # worker, once in 20-30 pairs of searches, and the search waited
     # for good: each submission must send keys of its own.
     with distributed.Client(cluster.address) as client:
         sent = []
