@@ -747,10 +747,18 @@ def thread_chunksize(n_keys, workers, seconds_per_task=None):
 
     ``seconds_per_task``: their mean length so far, if known.
     """
-    size = max(n_keys // (workers * THREAD_CHUNKS_PER_WORKER), 1)
-    if seconds_per_task is not None:
-        size = min(size, max(int(THREAD_CHUNK_SECONDS / max(seconds_per_task, 1e-6)), 1))
-    return size
+    return _group_size(n_keys, workers, THREAD_CHUNKS_PER_WORKER,
+                       seconds_per_task, THREAD_CHUNK_SECONDS)
+
+
+def _group_size(n_keys, workers, groups_per_worker, seconds_per_task, seconds_per_group):
+    """Tasks per group: each worker gets ``groups_per_worker`` groups or more,
+    and, when the tasks' length is known, a group holds about
+    ``seconds_per_group`` of work (at least one task)."""
+    most = max(n_keys // (workers * groups_per_worker), 1)
+    if seconds_per_task is None:
+        return most
+    return min(most, max(int(seconds_per_group / max(seconds_per_task, 1e-6)), 1))
 
 
 def _run_threads(graph, keys, workers, blas, config, hooks, probe=None, pool=None,
@@ -807,10 +815,9 @@ def batch_size(n_keys, workers, seconds_per_task=None, n_total=None):
     which case only searches of many tasks, ``n_total`` in all, are batched,
     by count).
     """
-    most = max(n_keys // (workers * BATCHES_PER_WORKER), 1)
-    if seconds_per_task is None:
-        return most if (n_total or n_keys) >= 1000 else 1
-    return int(min(max(BATCH_SECONDS / max(seconds_per_task, 1e-6), 1), most))
+    if seconds_per_task is None and (n_total or n_keys) < 1000:
+        return 1
+    return _group_size(n_keys, workers, BATCHES_PER_WORKER, seconds_per_task, BATCH_SECONDS)
 
 
 def _batched(graph, keys, size):
