@@ -70,11 +70,13 @@ def scheduler(request):
         return request.getfixturevalue("local_cluster")
     if request.param == "processes-slot":
         # One worker process fewer and a thread of this process, as after a
-        # move of long tasks from threads (_ThreadSlot).
+        # move of long tasks from threads (_ThreadSlot), this process held to
+        # one core meanwhile (_OneCore).
         real = _engines._Processes.start
 
-        def start_with_slot(self, slot=None):
-            return real(self, _engines._ThreadSlot(self.blas, self.config, self.data))
+        def start_with_slot(self, slot=None, one_core=False):
+            return real(self, _engines._ThreadSlot(self.blas, self.config, self.data),
+                        one_core=True)
 
         request.getfixturevalue("monkeypatch").setattr(_engines._Processes, "start",
                                                        start_with_slot)
@@ -154,7 +156,9 @@ class GilHolder(ClassifierMixin, BaseEstimator):
 
 
 MOVE_SCRIPT = """
+import os
 import sys
+import threading
 from dklearn import _engines
 from dklearn.model_selection import GridSearchCV
 from tests.test_engines import GilHolder, X, y
@@ -163,13 +167,34 @@ from tests._helpers import assert_same_results
 calls = []
 real = _engines._run_processes
 _engines._run_processes = lambda *a, **k: calls.append(1) or real(*a, **k)
+held = []  # per confinement: the masks of this process's threads just after
+real_enter = _engines.ONE_CORE.enter
+
+
+def enter():
+    done = real_enter()
+    masks = set()
+    for thread in threading.enumerate():
+        try:
+            masks.add(frozenset(os.sched_getaffinity(thread.native_id)))
+        except (OSError, TypeError):
+            pass
+    held.append((done, masks))
+    return done
+
+
+_engines.ONE_CORE.enter = enter
 if __name__ == "__main__":
     grid = {"C": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}
     slow = GilHolder(n=4_000_000)  # enough work left at the probe to be worth a pool start
     ref = GridSearchCV(slow, grid, cv=3, scheduler="sync").fit(X, y)
+    before = os.sched_getaffinity(0)
     got = GridSearchCV(slow.set_params(log=sys.argv[1]), grid, cv=3).fit(X, y)
     assert_same_results(ref, got)
     print("moved to processes:", len(calls))
+    print("held to one core:", [done and len(masks) == 1 and len(next(iter(masks))) == 1
+                                for done, masks in held])
+    print("cores back:", os.sched_getaffinity(0) == before)
     with open(sys.argv[1]) as f:
         print("fits:", len(f.read().split()))
 """
@@ -178,8 +203,8 @@ if __name__ == "__main__":
 def test_default_moves_gil_bound_searches_to_processes(tmp_path):
     # In a fresh interpreter: the probe measures CPU, which other tests'
     # leftover threads and processes must not disturb.
-    if _engines.n_workers(None) < 2:
-        pytest.skip("needs two cores")
+    if _engines.n_workers(None) < 2 or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("needs two cores, and per-thread affinity (Linux)")
     script = tmp_path / "move.py"
     script.write_text(MOVE_SCRIPT)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -188,6 +213,10 @@ def test_default_moves_gil_bound_searches_to_processes(tmp_path):
                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": root})
     assert out.returncode == 0, out.stderr
     assert "moved to processes: 1" in out.stdout
+    # The fits are long: one worker process and a thread slot, this process
+    # held to one core meanwhile (_OneCore), and given its cores back after.
+    assert "held to one core: [True]" in out.stdout
+    assert "cores back: True" in out.stdout
     # Fits running on threads at the move finish there and count: nothing
     # is fitted twice (6 candidates x 3 folds, and the refit).
     assert "fits: 19" in out.stdout
@@ -255,6 +284,95 @@ def test_a_thread_slot_takes_tasks_only_while_free_and_reads_the_callers_data():
             _shared_here("data-x")
     finally:
         procs.close()
+
+
+def _thread_masks():
+    """Affinity of each Python thread of this process, by native id."""
+    masks = {}
+    for thread in threading.enumerate():
+        try:
+            masks[thread.native_id] = os.sched_getaffinity(thread.native_id)
+        except (OSError, TypeError):  # exited meanwhile, or not started
+            pass
+    return masks
+
+
+needs_affinity = pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs per-thread affinity (Linux) and two cores",
+)
+
+
+@needs_affinity
+def test_one_core_holds_every_thread_until_the_last_leave_then_gives_each_its_own_back():
+    stop = threading.Event()
+    before_thread = threading.Thread(target=stop.wait)
+    before_thread.start()
+    os.sched_setaffinity(before_thread.native_id, {min(os.sched_getaffinity(0))})
+    before = _thread_masks()
+    try:
+        assert _engines.ONE_CORE.enter()
+        held = _thread_masks()
+        assert len(set(map(frozenset, held.values()))) == 1
+        assert len(held[threading.get_native_id()]) == 1
+        assert _engines.ONE_CORE.enter()  # a second search in this process
+        started = threading.Thread(target=stop.wait)  # inherits the one core
+        started.start()
+        assert len(os.sched_getaffinity(started.native_id)) == 1
+        _engines.ONE_CORE.leave()
+        assert _thread_masks()[threading.get_native_id()] == held[threading.get_native_id()]
+        _engines.ONE_CORE.leave()
+        after = _thread_masks()
+        alive = [tid for tid in before if tid in after]  # other tests' threads may end
+        assert {tid: after[tid] for tid in alive} == {tid: before[tid] for tid in alive}
+        # A thread started meanwhile gets the process's cores.
+        assert after[started.native_id] == before[threading.get_native_id()]
+        assert _engines.ONE_CORE.cores() == before[threading.get_native_id()]
+    finally:
+        stop.set()
+
+
+def _cores():
+    return os.sched_getaffinity(0)
+
+
+@needs_affinity
+def test_a_worker_started_while_this_process_is_held_to_one_core_gets_every_core_back():
+    # loky may start a worker meanwhile (after a crash, or an idle timeout).
+    from dklearn._tasks import Const
+
+    cores = os.sched_getaffinity(0)
+    assert _engines.ONE_CORE.enter()
+    try:
+        procs = _engines._Processes({"data-x": Const(1)}, 1, 1, {}).start()
+        try:
+            assert procs.pool.submit(_cores).result(timeout=60) == cores
+        finally:
+            procs.close()
+    finally:
+        _engines.ONE_CORE.leave()
+    assert os.sched_getaffinity(0) == cores
+
+
+@needs_affinity
+def test_a_pool_for_a_gil_bound_slot_holds_this_process_to_one_core_not_its_workers():
+    from dklearn._tasks import Const
+
+    cores = os.sched_getaffinity(0)
+    before = _engines._children()
+    procs = _engines._Processes({"data-x": Const(1)}, 2, 1, {})
+    slot = _engines._ThreadSlot(1, {}, procs.data)
+    slot.hold([Future()])
+    procs.start(slot, one_core=True)
+    try:
+        assert len(os.sched_getaffinity(0)) == 1
+        # Started after this process was held, given every core back at once.
+        started = _engines._children() - before
+        assert started and all(os.sched_getaffinity(pid) == cores for pid in started)
+        assert procs.pool.submit(_cores).result(timeout=60) == cores
+    finally:
+        procs.close()
+    assert os.sched_getaffinity(0) == cores
 
 
 def test_abandoning_a_pool_with_a_slot_leaves_loky_no_task_half_handed(monkeypatch):
@@ -474,7 +592,7 @@ def test_default_keeps_quick_final_fits_of_a_shared_graph_on_threads(monkeypatch
     # SLOT_SECONDS: the watcher decides to stay, and no process starts.
     monkeypatch.setattr(_engines, "FINALS_PROBE_SECONDS", 0.0)
     started, pools = [], []
-    monkeypatch.setattr(_engines._Processes, "start", lambda self, slot=None: started.append(1))
+    monkeypatch.setattr(_engines._Processes, "start", lambda self, slot=None, one_core=False: started.append(1))
     real_close = _engines._SharedPool.close
 
     def close(self, abandon=False):
