@@ -334,6 +334,9 @@ class _GilProbe:
         self.started = threading.Event()  # set once the processes are started, or failed to
         self.failed = None  # why they could not be
         self.watcher = None  # started, with the clock, by the first task
+        # Threads of the caller's, but the calling thread, which runs dask's
+        # loop: a move does not hold them to one core.
+        self.spare = {t.native_id for t in threading.enumerate()} - {threading.get_native_id()}
 
     # -- dask callbacks ---------------------------------------------------------
 
@@ -431,7 +434,7 @@ class _GilProbe:
             # Started here, now: the calling thread may wait a while for the
             # GIL these threads hold before it wakes up to move.
             try:
-                self.processes.start(slot, one_core=True)
+                self.processes.start(slot, one_core=True, spare=self.spare)
             except Exception as error:  # raised in the calling thread instead
                 self.failed = error
             finally:
@@ -910,12 +913,13 @@ class _Processes:
         """Graph entries that stand for the data, which the workers have already."""
         return {k: _tasks.Shared(k) for k in self.data}
 
-    def start(self, slot=None, one_core=False):
+    def start(self, slot=None, one_core=False, spare=()):
         """Write the data and start the workers; returns self.
 
         With a ``slot``, one worker is that thread of this process instead;
-        ``one_core``: its tasks hold the GIL, so this process is held to one
-        core while it works (``_OneCore``).
+        ``one_core``: its tasks hold the GIL, so this process's threads, but
+        those ``spare`` (native ids), are held to one core while it works
+        (``_OneCore``).
         """
         cores = ONE_CORE.cores()
         if slot is not None and one_core:
@@ -923,7 +927,7 @@ class _Processes:
             # fits hand the GIL over at once to the thread starting the
             # pool, which else waited 0.3-0.5 s in all for it, at each of
             # the many calls here that let it go.
-            self.confined = ONE_CORE.enter()
+            self.confined = ONE_CORE.enter(spare)
         before = _children()
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
         path = os.path.join(self.folder, "data.joblib")
@@ -1012,7 +1016,9 @@ class _OneCore:
     sets its own back (``_start_worker``).
 
     Only Python threads are held (the GIL's contenders; BLAS and OpenMP
-    threads are capped anyway), and nothing here lets the GIL go.  The core
+    threads are capped anyway), and of those, not the ones that were there
+    before the search but the calling thread: the caller's own threads go
+    on as they were.  Nothing here lets the GIL go.  The core
     depends on the process id, so that searches in two processes rarely
     pick the same.  Uses nest: the last ``leave`` gives each thread its own
     mask back (threads started meanwhile get the process's).  Where
@@ -1022,8 +1028,8 @@ class _OneCore:
     def __init__(self):
         self.lock = threading.Lock()
         self.users = 0
-        self.saved = {}  # thread id -> its mask before
-        self.mask = None  # the process's mask before
+        self.saved = {}  # held thread id -> its mask before
+        self.mask = self.core = None  # the process's mask before; the core held to
 
     def cores(self):
         """This process's cores, as they were before any confinement (None if unknown)."""
@@ -1035,11 +1041,12 @@ class _OneCore:
         except (AttributeError, OSError):
             return None
 
-    def enter(self):
-        """Confine this process's threads to one core; True if done (then call ``leave``).
+    def enter(self, spare=()):
+        """Hold this process's Python threads, but those ``spare`` (native ids), to one core.
 
-        No call here lets the GIL go (no file is read): under GIL-bound
-        threads, each such call waited up to 0.1 s to get it back.
+        Returns True if done (then call ``leave``).  No call here lets the
+        GIL go (no file is read): under GIL-bound threads, each such call
+        waited up to 0.1 s to get it back.
         """
         try:
             mask = os.sched_getaffinity(0)
@@ -1051,14 +1058,15 @@ class _OneCore:
                     return False
                 # Two searches in two processes rarely pick the same core.
                 cores = sorted(mask)
-                core = {cores[os.getpid() % len(cores)]}
-                self.mask, self.saved = mask, {}
-                for tid in _python_threads():
-                    try:
-                        self.saved[tid] = os.sched_getaffinity(tid)
-                        os.sched_setaffinity(tid, core)
-                    except OSError:  # the thread has exited
-                        pass
+                self.mask, self.core, self.saved = mask, {cores[os.getpid() % len(cores)]}, {}
+            for tid in _python_threads():
+                if tid in spare or tid in self.saved:
+                    continue
+                try:
+                    self.saved[tid] = os.sched_getaffinity(tid)
+                    os.sched_setaffinity(tid, self.core)
+                except OSError:  # the thread has exited
+                    pass
             self.users += 1
             return True
 
@@ -1067,10 +1075,14 @@ class _OneCore:
             self.users -= 1
             if self.users > 0:
                 return
-            saved, mask, self.saved, self.mask = self.saved, self.mask, {}, None
+            saved, self.saved = self.saved, {}
             for tid in _python_threads():
                 with contextlib.suppress(OSError):
-                    os.sched_setaffinity(tid, saved.get(tid, mask))
+                    if tid in saved:
+                        os.sched_setaffinity(tid, saved[tid])
+                    elif os.sched_getaffinity(tid) == self.core:  # started by a held thread
+                        os.sched_setaffinity(tid, self.mask)
+            self.mask = self.core = None
 
 
 def _children():

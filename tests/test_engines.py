@@ -171,8 +171,8 @@ held = []  # per confinement: the masks of this process's threads just after
 real_enter = _engines.ONE_CORE.enter
 
 
-def enter():
-    done = real_enter()
+def enter(*args):
+    done = real_enter(*args)
     masks = set()
     for thread in threading.enumerate():
         try:
@@ -304,30 +304,33 @@ needs_affinity = pytest.mark.skipif(
 
 
 @needs_affinity
-def test_one_core_holds_every_thread_until_the_last_leave_then_gives_each_its_own_back():
+def test_one_core_holds_threads_but_the_spared_until_the_last_leave_then_gives_each_its_own():
     stop = threading.Event()
-    before_thread = threading.Thread(target=stop.wait)
-    before_thread.start()
-    os.sched_setaffinity(before_thread.native_id, {min(os.sched_getaffinity(0))})
+    callers = threading.Thread(target=stop.wait)  # one of the caller's own threads
+    callers.start()
+    os.sched_setaffinity(callers.native_id, {max(os.sched_getaffinity(0))})  # its own mask
+    me = threading.get_native_id()
     before = _thread_masks()
     try:
-        assert _engines.ONE_CORE.enter()
+        assert _engines.ONE_CORE.enter(spare={callers.native_id})
         held = _thread_masks()
-        assert len(set(map(frozenset, held.values()))) == 1
-        assert len(held[threading.get_native_id()]) == 1
-        assert _engines.ONE_CORE.enter()  # a second search in this process
+        assert held[callers.native_id] == before[callers.native_id]  # spared
+        assert len({frozenset(m) for t, m in held.items() if t != callers.native_id}) == 1
+        assert len(held[me]) == 1
+        assert _engines.ONE_CORE.enter()  # a second search in this process spares none
+        assert os.sched_getaffinity(callers.native_id) == held[me]
         started = threading.Thread(target=stop.wait)  # inherits the one core
         started.start()
-        assert len(os.sched_getaffinity(started.native_id)) == 1
+        assert os.sched_getaffinity(started.native_id) == held[me]
         _engines.ONE_CORE.leave()
-        assert _thread_masks()[threading.get_native_id()] == held[threading.get_native_id()]
+        assert _thread_masks()[me] == held[me]  # until the last leave
         _engines.ONE_CORE.leave()
         after = _thread_masks()
         alive = [tid for tid in before if tid in after]  # other tests' threads may end
         assert {tid: after[tid] for tid in alive} == {tid: before[tid] for tid in alive}
-        # A thread started meanwhile gets the process's cores.
-        assert after[started.native_id] == before[threading.get_native_id()]
-        assert _engines.ONE_CORE.cores() == before[threading.get_native_id()]
+        # A thread started meanwhile by a held one gets the process's cores.
+        assert after[started.native_id] == before[me]
+        assert _engines.ONE_CORE.cores() == before[me]
     finally:
         stop.set()
 
