@@ -35,7 +35,9 @@ benchmarks/run.py: MLP, threads 2.2x slower than scikit-learn, processes
 of this process takes its place (``_ThreadSlot``): that saves a worker's
 start-up, a core-second of imports that a GIL-bound search otherwise loses
 to scikit-learn's own process pool, and a thread running one long task at a
-time holds the GIL without a rival.
+time holds the GIL without a rival.  While it works, this process's threads
+are held to one core (``_OneCore``), so that those waking up for the GIL it
+holds do not preempt the worker processes on theirs.
 
 A graph that shares work (pipeline prefixes) does not move whole: its
 intermediate results are free to share between threads and costly to
