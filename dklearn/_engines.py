@@ -1031,6 +1031,7 @@ class _OneCore:
         self.lock = threading.Lock()
         self.users = 0
         self.saved = {}  # held thread id -> its mask before
+        self.spared = set()  # ids of the caller's threads left alone
         self.mask = self.core = None  # the process's mask before; the core held to
 
     def cores(self):
@@ -1060,8 +1061,11 @@ class _OneCore:
                     return False
                 # Two searches in two processes rarely pick the same core.
                 cores = sorted(mask)
-                self.mask, self.core, self.saved = mask, {cores[os.getpid() % len(cores)]}, {}
+                self.mask, self.core = mask, {cores[os.getpid() % len(cores)]}
+                self.saved, self.spared = {}, set()
             for tid in _python_threads():
+                if tid in spare:
+                    self.spared.add(tid)
                 if tid in spare or tid in self.saved:
                     continue
                 try:
@@ -1077,13 +1081,13 @@ class _OneCore:
             self.users -= 1
             if self.users > 0:
                 return
-            saved, self.saved = self.saved, {}
+            saved, spared, self.saved, self.spared = self.saved, self.spared, {}, set()
             for tid in _python_threads():
                 with contextlib.suppress(OSError):
                     if tid in saved:
                         os.sched_setaffinity(tid, saved[tid])
-                    elif os.sched_getaffinity(tid) == self.core:  # started by a held thread
-                        os.sched_setaffinity(tid, self.mask)
+                    elif tid not in spared and os.sched_getaffinity(tid) == self.core:
+                        os.sched_setaffinity(tid, self.mask)  # started by a held thread
             self.mask = self.core = None
 
 

@@ -309,15 +309,20 @@ def test_one_core_holds_threads_but_the_spared_until_the_last_leave_then_gives_e
     callers = threading.Thread(target=stop.wait)  # one of the caller's own threads
     callers.start()
     os.sched_setaffinity(callers.native_id, {max(os.sched_getaffinity(0))})  # its own mask
+    # Another, which its owner keeps on the very core a search holds threads to.
+    cores = sorted(os.sched_getaffinity(0))
+    owned = threading.Thread(target=stop.wait)
+    owned.start()
+    os.sched_setaffinity(owned.native_id, {cores[os.getpid() % len(cores)]})
     me = threading.get_native_id()
     before = _thread_masks()
     try:
-        assert _engines.ONE_CORE.enter(spare={callers.native_id})
+        assert _engines.ONE_CORE.enter(spare={callers.native_id, owned.native_id})
         held = _thread_masks()
         assert held[callers.native_id] == before[callers.native_id]  # spared
         assert len({frozenset(m) for t, m in held.items() if t != callers.native_id}) == 1
         assert len(held[me]) == 1
-        assert _engines.ONE_CORE.enter()  # a second search in this process spares none
+        assert _engines.ONE_CORE.enter(spare={owned.native_id})  # a second search
         assert os.sched_getaffinity(callers.native_id) == held[me]
         started = threading.Thread(target=stop.wait)  # inherits the one core
         started.start()
