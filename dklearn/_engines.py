@@ -930,7 +930,7 @@ class _Processes:
             # pool, which else waited 0.3-0.5 s in all for it, at each of
             # the many calls here that let it go.
             self.confined = ONE_CORE.enter(spare)
-        before = _children()
+        before = _children() if self.confined else set()
         self.folder = tempfile.mkdtemp(prefix="dklearn-")
         path = os.path.join(self.folder, "data.joblib")
         self.initargs = (self.blas, self.config, path, cores)
@@ -1066,7 +1066,8 @@ class _OneCore:
             for tid in _python_threads():
                 if tid in spare:
                     self.spared.add(tid)
-                if tid in spare or tid in self.saved:
+                    continue
+                if tid in self.saved:  # held by an outer use already
                     continue
                 try:
                     self.saved[tid] = os.sched_getaffinity(tid)
@@ -1460,7 +1461,8 @@ def _start_slot(blas, config, data):
 
 
 def _start_worker(blas, config, path, cores=None):  # pragma: no cover - in worker processes
-    if cores:  # started while the caller was held to one core: every thread back
+    if cores and os.sched_getaffinity(0) != cores:
+        # Started while the caller was held to one core: every thread back.
         for tid in os.listdir("/proc/self/task"):
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(int(tid), cores)
