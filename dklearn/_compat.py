@@ -443,3 +443,41 @@ def format_results(search, candidate_params, n_splits, out, more_results):
     return fallback(
         candidate_params, n_splits, out, more_results, search.return_train_score
     )
+
+
+# --------------------------------------------------------------------------
+# joblib's parallel_config (read through joblib.parallel.get_active_backend)
+# --------------------------------------------------------------------------
+
+# joblib backend classes -> the dklearn scheduler that runs like them.  Loky
+# is joblib's default, so it means "no choice made": dklearn's own default.
+_JOBLIB_SCHEDULERS = {"SequentialBackend": "sync", "ThreadingBackend": "threads",
+                      "MultiprocessingBackend": "processes"}
+
+
+def _active_joblib():
+    try:
+        from joblib.parallel import get_active_backend
+    except ImportError:  # pragma: no cover - a joblib that moved it: no parallel_config
+        return None, None
+    return get_active_backend()
+
+
+def joblib_n_jobs():
+    """``n_jobs`` of an active ``joblib.parallel_config``, or None."""
+    return _active_joblib()[1]
+
+
+def joblib_scheduler():
+    """What an active ``joblib.parallel_config(backend=...)`` asks dklearn to run on.
+
+    A dask.distributed Client (joblib's 'dask' backend), 'sync', 'threads' or
+    'processes', or None when no backend was chosen.
+    """
+    backend = _active_joblib()[0]
+    if backend is None:
+        return None
+    client = getattr(backend, "client", None)
+    if client is not None:
+        return client
+    return _JOBLIB_SCHEDULERS.get(type(backend).__name__)

@@ -1,44 +1,72 @@
 """Plan a search: candidates x folds -> one task graph in which equal work is one task.
 
-This module is pure: it builds a dask graph (a dict of key -> task tuple)
-and runs nothing.
+This module is pure: it builds a graph (a dict of key -> task tuple or
+constant, see ``_tasks``) and the kind of each task, and runs nothing.
 
 What a key means
 ----------------
-A task key names *what* the task computes, never which Python object
-computes it::
+A key names *what* a task computes, never which Python object computes it::
 
-    fit-PCA-<token(PCA and its parameters by value, input key, step params)>
-    transform-PCA-<token(fit key, which rows)>
-    union-FeatureUnion-<token(branch keys, weights)>
-    score-LogisticRegression-<token(estimator by value, input key, scoring)>
+    fit-PCA-<hash(PCA by value, its input's key, its fit parameters)>
+    union-FeatureUnion-<hash(the branches' keys, the weights)>
+    score-LogisticRegression-<hash(estimator by value, input key, scoring)>
 
-The input key of the first step names the data (hashed by content) and the
-fold (its index arrays), so every key transitively names the data and fold it
-depends on.  Two candidates whose pipelines agree on a prefix produce the
-same keys for that prefix: the dict keeps one task, and the scheduler runs it
-once.  Equal parameter values that are distinct objects hash alike
-(``estimator_token``).
+The input of a pipeline's first step names the data (hashed by content) and
+the fold (its index arrays), so every key names, transitively, the data and
+fold it depends on.  Two candidates whose pipelines agree on a prefix make
+the same keys for it: the graph keeps one task, which runs once.  An
+estimator is hashed by what ``clone`` keeps of it (``estimator_token``): its
+class and parameters, recursively and by value (two equal ``PCA(5)`` hash
+alike), its ``set_output`` and metadata-request settings, and, for a class
+whose ``__sklearn_clone__`` keeps more (``FrozenEstimator``, prefit models),
+its whole state.
 
-How an estimator is decomposed
--------------------------------
-- ``Pipeline``: every step but the last is a transformer node; the last is
-  fitted and scored in one task (its fitted model is never shipped).  A
-  nested Pipeline is a chain of nodes.
-- ``FeatureUnion``: each kept branch is a node on the same input; a ``union``
-  task stacks them (``transformer_weights`` applied).
-- A transformer node is three tasks per fold: ``fit_transform`` on the
-  training rows (what ``Pipeline.fit`` does), ``transform`` of the test rows,
-  and, only when training scores are asked for, ``transform`` of the training
-  rows (what ``Pipeline.predict`` does when scoring them).
-- Anything else, and anything whose decomposition could change the result
-  (a user's scoring callable that may look inside the pipeline, metadata
-  routed into a nested container, pandas output of a union), is one opaque
-  node: still shared between candidates that configure it alike.
+The kind of a task (``kinds[key]``: ``"fit PCA"``, ``"score SVC"``) is what
+the engine measures and places; glue tasks (stacking union branches,
+slicing fit parameters) have none.
 
-Data enters the graph once, under a content-hashed key; folds are index
-arrays; a task that needs raw rows slices them itself (``_tasks.take``), so no
-per-fold copy of X is held by the graph.
+What is decomposed, and the contracts it relies on
+--------------------------------------------------
+Only containers whose behaviour is scikit-learn's own, by exact class, are
+split into shared steps; anything else (a subclass, a ``verbose`` one, one
+routing metadata through its steps) is one opaque step, fitted and
+scored by its own methods, and still shared between candidates that
+configure it alike.  The contracts read from scikit-learn's code:
+
+- ``_fit_and_score``: clone, ``set_params(**clone(params))``, slice the fold
+  with ``_safe_split`` (precomputed kernels on both axes), ``fit`` on the
+  training rows, then score the test rows and, if asked, the training rows
+  with the scorer; a fit that raises is an ``error_score`` record, a score
+  that raises a warning and ``error_score``.
+- ``Pipeline.fit``: each step but the last ``fit_transform``s the previous
+  output (``fit`` then ``transform`` if it has no ``fit_transform``), with its
+  ``step__param`` fit parameters; the last step is fitted on the result.
+  Scoring calls ``transform`` through the steps, then the last step's
+  response method: so scikit-learn's own scorers give the same on the last
+  step and the transformed rows (``_compat.scores_on_final_step``).  A
+  user's scoring callable may look inside the pipeline: it gets the whole.
+- imbalanced-learn's ``Pipeline``: the same up to its first sampler, whose
+  ``fit_resample`` changes the training rows only; from that sampler on,
+  the rest of the pipeline (``pipeline[i:]``) is the final step, whole.
+- ``FeatureUnion``: each kept branch ``fit_transform``s the same input; the
+  outputs are stacked side by side, multiplied by ``transformer_weights``.
+- ``ColumnTransformer``: each branch sees its columns, resolved on the
+  training rows of the fold (a callable selector is called on them, as
+  ``fit`` does; a ``make_column_selector`` reads only names and dtypes, the
+  same on every fold); the remainder is every column no branch names;
+  outputs are stacked, sparse if their density is below
+  ``sparse_threshold`` on the training rows.  Only on the raw input: a
+  ColumnTransformer after another step is one opaque step.
+- ``clone`` keeps parameters, ``_metadata_request`` and
+  ``_sklearn_output_config``, or whatever ``__sklearn_clone__`` returns:
+  the key covers exactly that.
+
+A step planned as a node is one task per fold that fits it on the training
+rows and transforms the test rows (and the training rows, when training
+scores are asked for) with the same fitted object, which then dies: no
+other task sees a fitted step.  Data enters the graph once, under a
+content-hashed key; folds are index arrays, and each task that starts from
+the raw data slices its own rows (``_tasks.take_fold``).
 """
 
 import copy
@@ -56,7 +84,7 @@ from ._tasks import Const
 
 
 def estimator_token(obj):
-    """A hash of an estimator by value: its class and parameters, recursively.
+    """A hash of an estimator by what ``clone`` keeps of it: class, parameters, settings.
 
     Equal-but-distinct parameter objects (two ``PCA(n_components=5)``) hash
     alike, which is what lets candidates share work.  The whole tree is
@@ -64,7 +92,7 @@ def estimator_token(obj):
     10,000 estimators, so the cost of each hash shows.  A description made
     only of plain values (str, int, float, bool, None) is hashed from its
     ``repr``, which is exact for those; anything else (arrays, functions,
-    objects) goes through dask's ``tokenize``.
+    fitted state) goes through dask's ``tokenize``.
     """
     if isinstance(obj, dict) and not obj:
         return _EMPTY_TOKEN
@@ -76,11 +104,7 @@ def estimator_token(obj):
 
 
 def combine(*parts):
-    """A token for a tuple of tokens, strings, ints and None.
-
-    Cheaper than ``tokenize`` (no normalization dispatch): keys are made
-    once per (candidate, fold), and their parts are already tokens.
-    """
+    """A token for a tuple of tokens, strings, ints and None (cheaper than ``tokenize``)."""
     return hashlib.md5(repr(parts).encode()).hexdigest()
 
 
@@ -89,26 +113,43 @@ _PLAIN = (str, int, float, bool, type(None))
 
 
 def _describe(obj, plain):
-    """A nested tuple with the same value whenever ``obj`` is equal by parameters.
+    """A nested tuple with the same value whenever ``clone(obj)`` would be equal.
 
     ``plain[0]`` is cleared if a leaf is not of a ``_PLAIN`` type.
     """
-    if isinstance(obj, BaseEstimator) or (
-        hasattr(obj, "get_params") and not isinstance(obj, type)
-    ):
+    if hasattr(obj, "get_params") and not isinstance(obj, type):
         cls = type(obj)
+        if _owner(cls, "__sklearn_clone__") not in (None, BaseEstimator):
+            # clone keeps more than the parameters (FrozenEstimator keeps
+            # the fitted model): the key covers the whole state.
+            plain[0] = False
+            return (_ESTIMATOR, cls.__module__, cls.__qualname__, "state", _state_token(obj))
+        settings = tuple(
+            (name, repr(getattr(obj, name)))
+            for name in ("_sklearn_output_config", "_metadata_request")
+            if getattr(obj, name, None)
+        )
         return (
             _ESTIMATOR, cls.__module__, cls.__qualname__,
-            tuple((k, _describe(v, plain)) for k, v in _shallow_params(obj)),
+            tuple((k, _describe(v, plain)) for k, v in _shallow_params(obj)), settings,
         )
     if isinstance(obj, (list, tuple)):
         return (type(obj).__name__, tuple(_describe(v, plain) for v in obj))
     if isinstance(obj, dict):
         return ("dict", tuple((_describe(k, plain), _describe(v, plain))
-                              for k, v in sorted(obj.items())))
+                              for k, v in sorted(obj.items(), key=lambda kv: repr(kv[0]))))
     if type(obj) not in _PLAIN:
         plain[0] = False
     return obj
+
+
+def _state_token(obj):
+    import cloudpickle
+
+    try:
+        return hashlib.md5(cloudpickle.dumps(obj)).hexdigest()
+    except Exception:  # noqa: BLE001 - cannot be pickled: a key of its own
+        return f"id-{id(obj)}"
 
 
 _EMPTY_TOKEN = combine("dict", ())
@@ -152,6 +193,7 @@ def with_params(template, params):
     if (
         names is not None
         and _owner(cls, "set_params") is BaseEstimator
+        and _owner(cls, "__sklearn_clone__") in (None, BaseEstimator)
         and all(k in names for k in params)  # names is short: a list is fine
     ):
         estimator = copy.copy(template)
@@ -181,11 +223,12 @@ def _constructor_names(cls):
 
 @dataclass(frozen=True)
 class SearchSpec:
-    """What every task of one search shares (built once per ``fit``)."""
+    """What every task of one search shares (built once per graph)."""
 
     X_key: str
     y_key: str
     folds: tuple  # ((train key, test key), ...) in split order
+    train_rows: tuple  # the training indices of each fold (callable column selectors)
     fit_params: dict  # routed to the estimator's fit, unsliced
     score_params: dict  # routed to the scorer, unsliced
     config_key: str  # key of the Const(ScoreConfig)
@@ -197,17 +240,16 @@ class SearchSpec:
 
 @dataclass(frozen=True)
 class Flow:
-    """Where the data for one fold stands at some point of a pipeline.
+    """Where one fold stands at some point of a pipeline: a graph argument
+    (a key or an inline task) that evaluates to a ``_tasks.Fold``, and a token
+    that names it."""
 
-    Each field is a graph argument (a key or an inline task) that evaluates
-    to a ``_tasks.Part``: training rows as fitted, test rows, and training
-    rows through ``transform`` (only when training scores are asked for).
-    """
-
-    train: object
-    test: object
-    train_again: object
+    arg: object
     token: str
+
+    @property
+    def raw(self):
+        return self.token.startswith("raw-")
 
 
 @dataclass
@@ -216,12 +258,14 @@ class Planner:
 
     spec: SearchSpec
     graph: dict = field(default_factory=dict)
-    data: object = None  # X itself: ColumnTransformer column callables read it
+    data: object = None  # X itself: ColumnTransformer column selectors read it
+    kinds: dict = field(default_factory=dict)
     # Tokens of the current candidate's objects, by id: its folds reuse them.
     _memo: dict = field(default_factory=dict, repr=False)
     _current: object = field(default=None, repr=False)
     _memo_folds: dict = field(default_factory=dict, repr=False)
     _memo_inputs: dict = field(default_factory=dict, repr=False)
+    _memo_columns: dict = field(default_factory=dict, repr=False)
 
     def candidate(self, estimator, fold, label, callback=None):
         """Key of the task that yields this (candidate, fold)'s result record.
@@ -234,10 +278,8 @@ class Planner:
         if estimator is not self._current:
             self._current, self._memo = estimator, {}
         flow = self._raw(estimator, fold)
-        if callback is not None:
+        if callback is not None or not self.spec.decompose:
             return self._final(estimator, flow, self.spec.fit_params, fold, label, callback)
-        if not self.spec.decompose:
-            return self._final(estimator, flow, self.spec.fit_params, fold, label)
         return self._final_node(estimator, flow, self.spec.fit_params, fold, label)
 
     # -- data ---------------------------------------------------------------
@@ -247,19 +289,14 @@ class Planner:
         flow = self._memo_folds.get((fold, pairwise))
         if flow is None:
             # Slicing reads only the estimator's 'pairwise' tag, so every
-            # candidate with the same tag shares these inline tasks (one
+            # candidate with the same tag shares this inline task (one
             # object per fold, not per task: 50,000 tasks hold less).
             spec = self.spec
             train_key, test_key = spec.folds[fold]
-            if pairwise:
-                tags = Const(estimator)
-                train = (_tasks.take, tags, spec.X_key, spec.y_key, train_key)
-                test = (_tasks.take, tags, spec.X_key, spec.y_key, test_key, train_key)
-            else:
-                train = (_tasks.take_rows, spec.X_key, spec.y_key, train_key)
-                test = (_tasks.take_rows, spec.X_key, spec.y_key, test_key)
-            token = f"raw-{combine(spec.X_key, fold, pairwise)}"
-            flow = self._memo_folds[fold, pairwise] = Flow(train, test, train, token)
+            task = (_tasks.take_fold, spec.X_key, spec.y_key, train_key, test_key,
+                    Const(estimator) if pairwise else None)
+            flow = Flow(task, f"raw-{combine(spec.X_key, fold, pairwise)}")
+            self._memo_folds[fold, pairwise] = flow
         return flow
 
     def _token(self, obj):
@@ -279,7 +316,7 @@ class Planner:
         if not params:
             return _NO_PARAMS
         rows = self.spec.folds[fold][0 if side == "train" else 1]
-        # The unsliced parameters are a data entry of the graph, like X: an
+        # The unsliced parameters are a constant of the graph, like X: an
         # engine sends them to each worker once.
         data_key = f"fitparams-{estimator_token(params)}"
         self.graph.setdefault(data_key, Const(params))
@@ -290,19 +327,25 @@ class Planner:
     # -- final step -----------------------------------------------------------
 
     def _final_node(self, estimator, flow, params, fold, label):
-        if self._cached(("pipeline", id(estimator)), _decomposable_pipeline, estimator):
-            try:
-                steps = _compat.pipeline_step_params(estimator, params)
-            except Exception:
-                # Parameters the Pipeline rejects: let its own fit raise in
-                # the task, so the failure is reported as scikit-learn does.
-                return self._final(estimator, flow, params, fold, label)
-            for name, step in estimator.steps[:-1]:
-                flow = self._transformer(step, flow, steps.get(name, {}), fold)
-            name, last = estimator.steps[-1]
-            last_params = steps.get(name, {}).get("fit", {})
-            return self._final_node(last, flow, last_params, fold, label)
-        return self._final(estimator, flow, params, fold, label)
+        split = self._cached(("pipeline", id(estimator)), _split_pipeline, estimator)
+        if split is None:
+            return self._final(estimator, flow, params, fold, label)
+        prefix, last = split
+        try:
+            steps = _compat.pipeline_step_params(estimator, params)
+        except Exception:
+            # Parameters the Pipeline rejects: its own fit raises in the
+            # task, and the failure is reported as scikit-learn reports it.
+            return self._final(estimator, flow, params, fold, label)
+        for name, step in prefix:
+            flow = self._transformer(step, flow, steps.get(name, {}), fold)
+        if isinstance(last, tuple):  # a rest of the pipeline, whole, and its steps' names
+            rest, names = last
+            rest_params = {f"{n}__{k}": v for n in names for k, v in
+                           steps.get(n, {}).get("fit", {}).items()}
+            return self._final(rest, flow, rest_params, fold, label)
+        name = estimator.steps[-1][0]
+        return self._final_node(last, flow, steps.get(name, {}).get("fit", {}), fold, label)
 
     def _final(self, estimator, flow, params, fold, label, callback=None):
         spec = self.spec
@@ -319,6 +362,7 @@ class Planner:
                 None if label is None else Const(label),
                 callback,
             )
+            self.kinds[key] = f"score {type(estimator).__name__}"
         return key
 
     def _inputs(self, flow, params, fold):
@@ -332,14 +376,11 @@ class Planner:
         if inputs is None:
             spec = self.spec
             inputs = self._memo_inputs[memo] = [
-                flow.train,
-                flow.test,
-                flow.train_again if spec.return_train_score else None,
+                flow.arg,
                 self._sliced_params(params, fold, "train"),
                 self._sliced_params(spec.score_params, fold, "test"),
                 self._sliced_params(spec.score_params, fold, "train")
-                if spec.return_train_score
-                else _NO_PARAMS,
+                if spec.return_train_score else _NO_PARAMS,
                 spec.config_key,
             ]
         return inputs
@@ -350,39 +391,32 @@ class Planner:
         if step is None or (isinstance(step, str) and step == "passthrough"):
             return flow
         has_params = any(params.get(m) for m in params)
-        if _decomposable_pipeline(step, final=False) and not has_params:
-            for _, sub in step.steps:
-                flow = self._transformer(sub, flow, {}, fold)
-            return flow
-        if not has_params and not _compat.has_pandas_output(step):
-            if isinstance(step, FeatureUnion):
-                return self._union(step, flow, fold)
-            if _is_column_transformer(step) and flow.token.startswith("raw"):
-                branches = _column_branches(step, self.data)
-                if branches is not None:
-                    return self._columns(step, branches, flow, fold)
+        if not has_params:
+            split = _split_pipeline(step, final=False)
+            if split is not None:
+                for _, sub in split[0]:
+                    flow = self._transformer(sub, flow, {}, fold)
+                return flow
+            if not _compat.has_pandas_output(step):
+                if type(step) is FeatureUnion and not step.verbose:
+                    return self._union(step, flow, fold)
+                if _is_column_transformer(step) and flow.raw:
+                    branches = self._column_branches(step, fold)
+                    if branches is not None:
+                        return self._columns(step, branches, flow, fold)
         return self._leaf(step, flow, params, fold)
 
     def _leaf(self, step, flow, params, fold):
         name = type(step).__name__
-        token = combine(self._token(step), flow.token, self._token(params))
-        fit_key = f"fit-{name}-{token}"
-        if fit_key not in self.graph:
-            fit_params = self._sliced_params_dict(params, fold)
-            self.graph[fit_key] = (
-                _tasks.fit_transform, Const(step), flow.train, fit_params, self.spec.raise_errors,
+        key = f"fit-{name}-{combine(self._token(step), flow.token, self._token(params))}"
+        if key not in self.graph:
+            self.graph[key] = (
+                _tasks.fit_transform, Const(step), flow.arg,
+                self._sliced_params_dict(params, fold), Const(self.spec.raise_errors),
+                Const(self.spec.return_train_score),
             )
-            self.graph[f"transform-{name}-{token}-test"] = (_tasks.transform, fit_key, flow.test)
-            if self.spec.return_train_score:
-                self.graph[f"transform-{name}-{token}-train"] = (
-                    _tasks.transform, fit_key, flow.train_again,
-                )
-        return Flow(
-            fit_key,
-            f"transform-{name}-{token}-test",
-            f"transform-{name}-{token}-train" if self.spec.return_train_score else None,
-            fit_key,
-        )
+            self.kinds[key] = f"fit {name}"
+        return Flow(key, key)
 
     def _sliced_params_dict(self, params, fold):
         """Per-method step parameters ({'fit': ..., 'fit_transform': ...}), sliced."""
@@ -402,32 +436,23 @@ class Planner:
             (name, t) for name, t in union.transformer_list
             if not (isinstance(t, str) and t == "drop")
         ]
-        weights = union.transformer_weights or {}
         if not kept:
-            return self._map(flow, _tasks.empty_union, "empty")
+            return self._glue(f"empty-{flow.token}", (_tasks.empty_union, flow.arg))
+        weights = union.transformer_weights or {}
         branches = [self._transformer(t, flow, {}, fold) for _, t in kept]
         w = Const([weights.get(name) for name, _ in kept])
         token = combine("union", *[b.token for b in branches], estimator_token(w.value))
-        name = type(union).__name__
-        keys = {}
-        for side in ("train", "test", "train_again"):
-            if side == "train_again" and not self.spec.return_train_score:
-                keys[side] = None
-                continue
-            key = f"union-{name}-{token}-{side}"
-            self.graph.setdefault(
-                key, (_tasks.stack, w, [getattr(b, side) for b in branches])
-            )
-            keys[side] = key
-        return Flow(keys["train"], keys["test"], keys["train_again"], token)
+        return self._glue(f"union-{type(union).__name__}-{token}",
+                          (_tasks.stack, w, [b.arg for b in branches]))
 
     def _columns(self, ct, branches, flow, fold):
         """A ColumnTransformer: one shared sub-flow per (columns, transformer) branch."""
         if not branches:
-            return self._map(flow, _tasks.empty_union, "empty")
+            return self._glue(f"empty-{flow.token}", (_tasks.empty_union, flow.arg))
         flows = []
         for _, trans, cols in branches:
-            selected = self._map(flow, _tasks.columns, tokenize("columns", cols), cols)
+            selected = Flow((_tasks.select_columns, flow.arg, Const(cols)),
+                            combine("columns", tokenize(cols), flow.token))
             flows.append(self._transformer(trans, selected, {}, fold))
         weights = ct.transformer_weights or {}
         config = Const((
@@ -436,43 +461,43 @@ class Planner:
             ct.sparse_threshold,
         ))
         token = combine("columns", *[f.token for f in flows], estimator_token(config.value))
-        name = type(ct).__name__
-        train_key = f"union-{name}-{token}-train"
-        self.graph.setdefault(train_key, (_tasks.stack_columns, config, [f.train for f in flows]))
-        keys = {"train": train_key}
-        for side in ("test", "train_again"):
-            if side == "train_again" and not self.spec.return_train_score:
-                keys[side] = None
-                continue
-            key = f"union-{name}-{token}-{side}"
-            self.graph.setdefault(
-                key, (_tasks.stack_columns, config, [getattr(f, side) for f in flows], train_key)
-            )
-            keys[side] = key
-        return Flow(keys["train"], keys["test"], keys["train_again"], token)
+        return self._glue(f"union-{type(ct).__name__}-{token}",
+                          (_tasks.stack_columns, config, [f.arg for f in flows]))
 
-    def _map(self, flow, func, tag, *args):
-        token = combine(tag, flow.token)
-        sides = {}
-        for side in ("train", "test", "train_again"):
-            arg = getattr(flow, side)
-            sides[side] = None if arg is None else (func, arg, *map(Const, args))
-        return Flow(sides["train"], sides["test"], sides["train_again"], token)
+    def _glue(self, key, task):
+        self.graph.setdefault(key, task)
+        return Flow(key, key)
+
+    def _column_branches(self, ct, fold):
+        """The branches ``ct`` would fit on this fold's training rows (memoized)."""
+        per_fold = any(callable(cols) and not _is_column_selector(cols)
+                       for _, _, cols in ct.transformers)
+        memo = (self._token(ct), fold if per_fold else None)
+        if memo not in self._memo_columns:
+            X = self.data
+            if per_fold and X is not None:
+                X = _compat.safe_indexing(X, self.spec.train_rows[fold])
+            self._memo_columns[memo] = _column_branches(ct, X)
+        return self._memo_columns[memo]
 
 
 def _is_column_transformer(step):
     # Not imported here: sklearn.compose costs 4.5 MB of the client's memory,
     # and a step can only be a ColumnTransformer once the caller imported it.
     compose = sys.modules.get("sklearn.compose")
-    return compose is not None and isinstance(step, compose.ColumnTransformer)
+    return (compose is not None and type(step) is compose.ColumnTransformer
+            and not step.verbose)
+
+
+def _is_column_selector(cols):
+    compose = sys.modules.get("sklearn.compose")
+    return compose is not None and type(cols) is compose.make_column_selector
 
 
 def _column_branches(ct, X):
-    """[(name, transformer, columns)] that ColumnTransformer.fit would fit, or None.
+    """[(name, transformer, columns)] that ColumnTransformer.fit on ``X`` would fit, or None.
 
-    Columns are resolved on the whole X (callables such as
-    make_column_selector look at column names and dtypes, which folds share);
-    the remainder is every column no transformer names, as in scikit-learn.
+    The remainder is every column no transformer names, as in scikit-learn.
     None means "keep the ColumnTransformer whole" (its own fit then raises
     whatever error the configuration deserves).
     """
@@ -490,7 +515,7 @@ def _column_branches(ct, X):
             rest = sorted(set(range(X.shape[1])) - used)
             if rest:
                 branches.append(("remainder", ct.remainder, rest))
-    except Exception:
+    except Exception:  # noqa: BLE001
         return None
     return branches
 
@@ -511,16 +536,35 @@ def _unflatten(flat):
     return out
 
 
-def _decomposable_pipeline(estimator, final=True):
-    """Whether the search may split this Pipeline into shared steps."""
-    if not isinstance(estimator, Pipeline):
-        return False
-    if getattr(estimator, "transform_input", None):
-        return False  # metadata flows through the steps: keep it whole
+def _split_pipeline(estimator, final=True):
+    """How a pipeline splits into shared steps: (prefix steps, last), or None: keep it whole.
+
+    ``last`` is the final estimator, or (the rest of the pipeline, its step
+    names) for imbalanced-learn's Pipeline, whose rest from the first
+    sampler on runs whole.  ``final=False``: the pipeline is a transformer
+    step of another one (every step is then a prefix step).
+    """
+    cls = type(estimator)
+    imblearn = cls.__module__.startswith("imblearn.") and cls.__name__ == "Pipeline"
+    if not (cls is Pipeline or imblearn) or not isinstance(estimator, Pipeline):
+        return None
+    if estimator.verbose or getattr(estimator, "transform_input", None):
+        return None  # it prints per step, or sends metadata through its steps
     steps = estimator.steps
     if not steps:
-        return False
-    if final:
-        last = steps[-1][1]
-        return not (last is None or isinstance(last, str))
-    return True
+        return None
+    if imblearn:
+        if _compat.routing_enabled():
+            return None
+        first = next((i for i, (_, s) in enumerate(steps) if hasattr(s, "fit_resample")), None)
+        if first is not None:
+            if not final:
+                return None  # as a transformer, its samplers act: keep it whole
+            names = [name for name, _ in steps[first:]]
+            return steps[:first], (estimator[first:], names)
+    if not final:
+        return steps, None
+    last = steps[-1][1]
+    if last is None or isinstance(last, str):
+        return None
+    return steps[:-1], last

@@ -1,30 +1,43 @@
-"""Task bodies: the functions a worker runs.
+"""Task bodies: the functions a worker runs, and how a task is evaluated.
 
-A search graph (see ``_plan``) is made of calls to the functions here.  They
-are top-level functions over picklable values so that any scheduler, a thread,
-a process or a dask.distributed worker, can run them; this module imports
-nothing from dask.
+A search graph (see ``_plan``) maps a key to a task, a tuple
+``(function, *arguments)``, or to a constant (X, y, a fold's indices).  An
+argument is a key (its value is passed), a nested task (evaluated first,
+where the task runs), a list of arguments, or a ``Const`` (passed as is, so
+that no evaluator mistakes a value inside it for a key or a task).  The
+functions here are top-level and take picklable values, so that a thread, a
+worker process or a dask.distributed worker can run them; this module
+imports nothing from dask and nothing of the engines.
 
-What flows between tasks:
+What flows between tasks
+------------------------
+- ``Fold``: one fold of the data at some point of a pipeline: the training
+  rows as ``fit_transform`` left them (what the next step is fitted on), the
+  test rows through ``transform`` (what the final step is scored on), and,
+  when training scores are asked for, the training rows through
+  ``transform`` (scikit-learn scores them through ``predict``), with the
+  seconds spent fitting and transforming along the path, so that each
+  candidate's ``fit_time`` and ``score_time`` are what scikit-learn would
+  have measured for it alone.
+- ``Failed``: a fit that raised (or was stopped), with its traceback.  It
+  flows downstream in place of data, so every candidate that shares the
+  failed step reports it, as if each had failed on its own.
 
-- ``Part``: data at some point of a pipeline for one fold and one side (the
-  training rows or the test rows): ``X``, ``y`` and ``time``, the seconds it
-  took to produce, summed along the path (so each candidate's ``fit_time`` is
-  what scikit-learn would have measured for it alone).
-- ``Fitted``: a ``Part`` that also holds the transformer fitted on it.
-  Its ``X`` is ``fit_transform``'s output, as in ``Pipeline.fit``.
-- ``Failed``: a fit that raised, with its traceback.  It flows downstream in
-  place of data, so every candidate that shares the failed step reports it
-  (``error_score``), exactly as if each had failed on its own.
-
-Scheduler-visible literals (estimators, parameter dicts) are wrapped in
-``Const`` so that no scheduler mistakes a value inside them for a task key.
-
-A task never mutates its inputs: estimators are cloned before fitting, since
-the same input object may be read concurrently by other tasks.
+What a task may touch
+---------------------
+Nothing it reads.  Estimators are cloned before they are fitted.  A fold
+slice made for one task is that task's own, and may be written in place by
+the estimator, as in scikit-learn.  An intermediate result that other tasks
+read (a transformed fold) is handed on as read-only views: a step that
+writes into its input in place (``StandardScaler(copy=False)``,
+``Ridge(copy_X=False)``) fails on them with NumPy's "read-only" error, and
+is then fitted again on a private copy, so that it gives scikit-learn's
+result at no cost to the steps that do not write.  A fitted step is used
+inside the task that fitted it only (it transforms the test rows there), so
+no other task can see it change.
 """
 
-import threading
+import copy
 import time
 from traceback import format_exc
 
@@ -34,7 +47,7 @@ from . import _compat
 
 
 class Const:
-    """A literal that schedulers must pass through untouched."""
+    """A literal that evaluators pass through untouched."""
 
     __slots__ = ("value",)
 
@@ -45,90 +58,138 @@ class Const:
         return (Const, (self.value,))
 
 
-# Inputs sent to a worker process once, when it starts (see _engines), by key.
-_SHARED = {}
-# The same, for a thread of the client that runs process-pool tasks: there
-# the inputs are the caller's own arrays, and other searches of the process
-# must not see them.
-_HERE = threading.local()
+# ---------------------------------------------------------------------------
+# Evaluating a task (the engines' side)
+# ---------------------------------------------------------------------------
 
 
-class Shared:
-    """Stands for a ``Const`` whose value each worker process received at start.
+def is_task(entry):
+    return type(entry) is tuple and bool(entry) and callable(entry[0])
 
-    It pickles as its key alone, so a process-pool task that reads X ships
-    a few bytes instead of X.
+
+def execute(task, values):
+    """The value of ``task``, its keys read from ``values``."""
+    return task[0](*[_argument(a, values) for a in task[1:]])
+
+
+def _argument(arg, values):
+    kind = type(arg)
+    if kind is str:
+        return values[arg]
+    if kind is tuple and arg and callable(arg[0]):
+        return execute(arg, values)
+    if kind is list:
+        return [_argument(a, values) for a in arg]
+    return arg
+
+
+def dependencies(task, graph, memo):
+    """The keys ``task`` reads, nested tasks included (``memo``: by id of shared lists)."""
+    found = []
+    _collect(task[1:], graph, memo, found)
+    return list(dict.fromkeys(found))
+
+
+def _collect(args, graph, memo, found):
+    for arg in args:
+        kind = type(arg)
+        if kind is str:
+            if arg in graph:
+                found.append(arg)
+        elif kind is tuple and arg and callable(arg[0]):
+            _collect(arg[1:], graph, memo, found)
+        elif kind is list:
+            hit = memo.get(id(arg))
+            if hit is None or hit[0] is not arg:
+                inner = []
+                _collect(arg, graph, memo, inner)
+                hit = memo[id(arg)] = (arg, inner)
+            found.extend(hit[1])
+
+
+# ---------------------------------------------------------------------------
+# What flows between tasks
+# ---------------------------------------------------------------------------
+
+
+class Fold:
+    """One fold of the data at some point of a pipeline (see module doc).
+
+    ``test`` / ``again`` may hold a ``Broken`` instead of data: the fitted
+    step failed to transform those rows, which scikit-learn reports as a
+    failed score, not a failed fit.
     """
 
-    __slots__ = ("key",)
+    __slots__ = ("X", "y", "test", "test_y", "again", "fit_time", "test_time")
 
-    def __init__(self, key):
-        self.key = key
-
-    @property
-    def value(self):
-        here = getattr(_HERE, "values", None)
-        return (_SHARED if here is None else here)[self.key]
+    def __init__(self, X, y, test, test_y, again, fit_time=0.0, test_time=0.0):
+        self.X, self.y, self.test, self.test_y, self.again = X, y, test, test_y, again
+        self.fit_time, self.test_time = fit_time, test_time
 
     def __reduce__(self):
-        return (Shared, (self.key,))
-
-
-def receive_shared(values):
-    """Worker start-up: keep the inputs that ``Shared`` entries name."""
-    _SHARED.update(values)
-
-
-def share_with_this_thread(values):
-    """Thread start-up: ``Shared`` entries read in this thread name ``values``."""
-    _HERE.values = values
-
-
-class Part:
-    __slots__ = ("X", "y", "time")
-
-    def __init__(self, X, y, time):
-        self.X, self.y, self.time = X, y, time
-
-    def __reduce__(self):
-        return (Part, (self.X, self.y, self.time))
-
-
-class Fitted(Part):
-    __slots__ = ("estimator",)
-
-    def __init__(self, X, y, time, estimator):
-        super().__init__(X, y, time)
-        self.estimator = estimator
-
-    def __reduce__(self):
-        return (Fitted, (self.X, self.y, self.time, self.estimator))
+        return (Fold, (self.X, self.y, self.test, self.test_y, self.again,
+                       self.fit_time, self.test_time))
 
 
 class Failed:
-    __slots__ = ("error", "time")
+    """A failed (or stopped) fit, flowing downstream in place of a ``Fold``."""
 
-    def __init__(self, error, time):
-        self.error, self.time = error, time
+    __slots__ = ("error", "time", "why")
+
+    def __init__(self, error, time, why="raised"):
+        self.error, self.time, self.why = error, time, why
 
     def __reduce__(self):
-        return (Failed, (self.error, self.time))
+        return (Failed, (self.error, self.time, self.why))
 
 
-def take(estimator, X, y, rows, train_rows=None):
-    """Rows of one fold, sliced the way scikit-learn slices them.
+class Broken:
+    """Rows a fitted step could not transform: scoring on them fails with ``error``."""
 
-    ``estimator`` is only read for its 'pairwise' tag (precomputed kernels
-    are sliced on both axes, test rows against training columns).
+    __slots__ = ("error",)
+
+    def __init__(self, error):
+        self.error = error
+
+    def __reduce__(self):
+        return (Broken, (_picklable(self.error),))
+
+
+def failure_kind(error):
+    return "timeout" if isinstance(error, TimeoutError) else "crash"
+
+
+def _picklable(error):
+    import pickle
+
+    try:
+        pickle.dumps(error)
+        return error
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+# ---------------------------------------------------------------------------
+# Slicing the data
+# ---------------------------------------------------------------------------
+
+
+def take_fold(X, y, train, test, pairwise):
+    """A fold's rows, sliced the way scikit-learn slices them; each task's own.
+
+    ``pairwise``: a ``Const`` of the estimator when X is a precomputed kernel
+    (sliced on both axes, test rows against training columns), else None.
     """
-    Xs, ys = _compat.safe_split(estimator.value, X.value, _value(y), rows, train_rows)
-    return Part(Xs, ys, 0.0)
-
-
-def take_rows(X, y, rows):
-    """Rows of one fold for an estimator that is not pairwise (the common case)."""
-    Xs, ys = _compat.take_rows(X.value, _value(y), rows)
-    return Part(Xs, ys, 0.0)
+    X, y = X.value, _value(y)
+    if pairwise is None:
+        X_train, y_train = _compat.take_rows(X, y, train)
+        X_test, y_test = _compat.take_rows(X, y, test)
+    else:
+        X_train, y_train = _compat.safe_split(pairwise.value, X, y, train)
+        X_test, y_test = _compat.safe_split(pairwise.value, X, y, test, train)
+    # The training rows scored through predict are the very rows fitted on,
+    # as in scikit-learn, where a step fitted in place has changed them.
+    return Fold(X_train, y_train, X_test, y_test, X_train)
 
 
 def fold_params(X, params, rows):
@@ -136,57 +197,173 @@ def fold_params(X, params, rows):
     return _compat.check_method_params(X.value, params=params.value, indices=rows)
 
 
-def fit_transform(step, part, params, raise_errors):
-    """Fit a transformer on training data and transform it, like Pipeline.fit."""
-    if isinstance(part, Failed):
-        return part
+def select_columns(fold, columns):
+    """The columns of a ColumnTransformer's branch, as it selects them."""
+    if isinstance(fold, Failed):
+        return fold
+    key = columns.value
+    pick = _compat.safe_indexing
+    return Fold(pick(fold.X, key, axis=1), fold.y, _each(fold.test, pick, key),
+                fold.test_y, _each(fold.again, pick, key), fold.fit_time, fold.test_time)
+
+
+def _each(X, func, key):
+    if X is None or isinstance(X, Broken):
+        return X
+    return func(X, key, axis=1)
+
+
+# ---------------------------------------------------------------------------
+# Read-only sharing
+# ---------------------------------------------------------------------------
+
+
+def shared(X):
+    """``X`` as read-only views, for the tasks that read it after this one.
+
+    A NumPy array becomes a read-only view, a CSR or CSC matrix a shallow
+    copy over read-only views of its arrays, a DataFrame a shallow copy
+    (pandas' copy-on-write keeps its data from being written through it).
+    """
+    import numpy as np
+
+    if isinstance(X, np.ndarray):
+        return _read_only_view(X)
+    if all(hasattr(X, name) for name in ("data", "indices", "indptr", "tocsr")):
+        out = copy.copy(X)
+        for name in ("data", "indices", "indptr"):
+            setattr(out, name, _read_only_view(getattr(X, name)))
+        return out
+    if hasattr(X, "iloc") and hasattr(X, "copy"):
+        return X.copy(deep=False)
+    return X
+
+
+def _read_only_view(array):
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def private(X):
+    """A writable copy of ``X``, for a step that must write into its input."""
+    if X is None or isinstance(X, Broken):
+        return X
+    if hasattr(X, "copy"):
+        try:
+            return X.copy()
+        except TypeError:  # pragma: no cover
+            pass
+    return copy.deepcopy(X)
+
+
+def _read_only(error):
+    text = str(error)
+    return isinstance(error, (ValueError, TypeError)) and ("read-only" in text or "readonly" in text)
+
+
+def _on_private_copy_if_read_only(fit, X, y):
+    """``fit(X, y)``; if it tried to write into a shared input, ``fit`` on copies."""
+    try:
+        return fit(X, y)
+    except Exception as error:
+        if not _read_only(error):
+            raise
+    return fit(private(X), private(y))
+
+
+# ---------------------------------------------------------------------------
+# Pipeline steps
+# ---------------------------------------------------------------------------
+
+
+def fit_transform(step, fold, params, raise_errors, again):
+    """Fit a transformer on the training rows and transform the fold, like a Pipeline.
+
+    One task: ``fit_transform`` on the training rows (what ``Pipeline.fit``
+    does), then ``transform`` of the test rows and, if ``again``, of the
+    training rows (what scoring a fitted Pipeline does).  The fitted step
+    is used here only and dropped.
+    """
+    if isinstance(fold, Failed):
+        return fold
     params = _value(params)
-    estimator = clone(step.value)
+    fitted = []
+
+    def fit(X, y):
+        estimator = clone(step.value)
+        if hasattr(estimator, "fit_transform"):
+            Xt = estimator.fit_transform(X, y, **params.get("fit_transform", {}))
+        else:
+            estimator.fit(X, y, **params.get("fit", {}))
+            Xt = estimator.transform(X, **params.get("transform", {}))
+        fitted.append(estimator)
+        return Xt
+
     start = time.time()
     try:
-        if hasattr(estimator, "fit_transform"):
-            Xt = estimator.fit_transform(part.X, part.y, **params.get("fit_transform", {}))
-        else:
-            estimator.fit(part.X, part.y, **params.get("fit", {}))
-            Xt = estimator.transform(part.X, **params.get("transform", {}))
+        Xt = shared(_on_private_copy_if_read_only(fit, fold.X, fold.y))
     except Exception:
+        if raise_errors.value:
+            raise
+        return Failed(format_exc(), fold.fit_time + time.time() - start)
+    fit_time = fold.fit_time + time.time() - start
+    estimator = fitted[-1]
+    start = time.time()
+    test = _transform(estimator, fold.test, raise_errors.value)
+    test_time = fold.test_time + time.time() - start
+    again = _transform(estimator, fold.again, raise_errors.value) if again.value else None
+    return Fold(Xt, shared(fold.y), test, shared(fold.test_y), again, fit_time, test_time)
+
+
+def _transform(estimator, X, raise_errors):
+    if X is None or isinstance(X, Broken):
+        return X
+    try:
+        try:
+            Xt = estimator.transform(shared(X))
+        except Exception as error:
+            if not _read_only(error):
+                raise
+            Xt = estimator.transform(private(X))
+    except Exception as error:
         if raise_errors:
             raise
-        return Failed(format_exc(), part.time + time.time() - start)
-    return Fitted(Xt, part.y, part.time + time.time() - start, estimator)
+        return Broken(error)
+    return shared(Xt)
 
 
-def transform(fitted, part):
-    """Apply a fitted transformer to test (or training) rows."""
-    if isinstance(fitted, Failed):
-        return fitted
-    if isinstance(part, Failed):  # pragma: no cover - inputs fail before fits do
-        return part
-    start = time.time()
-    Xt = fitted.estimator.transform(part.X)
-    return Part(Xt, part.y, part.time + time.time() - start)
+def stack(weights, folds):
+    """FeatureUnion: the branches' folds side by side (``transformer_weights`` applied)."""
+    failed = next((f for f in folds if isinstance(f, Failed)), None)
+    if failed is not None:
+        return Failed(failed.error, max(getattr(f, "time", 0.0) for f in folds), failed.why)
+
+    def hstack(Xs):
+        parts = []
+        for X, weight in zip(Xs, weights.value):
+            if hasattr(X, "shape") and len(X.shape) != 2:
+                raise ValueError(
+                    f"A FeatureUnion transformer returned an array with {len(X.shape)} "
+                    "dimensions, but expected 2 dimensions (n_samples, n_features)."
+                )
+            parts.append(X if weight is None else X * weight)
+        return shared(_hstack(parts))
+
+    return _combine(folds, hstack)
 
 
-def stack(weights, parts):
-    """Concatenate FeatureUnion branches side by side, as FeatureUnion does.
-
-    ``parts`` holds one entry per kept branch: a ``Part`` (or ``Fitted``),
-    or a ``Failed`` that then stands for the whole union.
-    """
-    failed = [p for p in parts if isinstance(p, Failed)]
-    if failed:
-        return Failed(failed[0].error, max(p.time for p in parts))
-    first = parts[0]
-    Xs = []
-    for part, weight in zip(parts, weights.value):
-        X = part.X
-        if hasattr(X, "shape") and len(X.shape) != 2:
-            raise ValueError(
-                f"A FeatureUnion transformer returned an array with {len(X.shape)} "
-                "dimensions, but expected 2 dimensions (n_samples, n_features)."
-            )
-        Xs.append(X if weight is None else X * weight)
-    return Part(_hstack(Xs), first.y, sum(p.time for p in parts))
+def _combine(folds, hstack, test_hstack=None):
+    test_hstack = test_hstack or hstack
+    first = folds[0]
+    sides = {}
+    for side in ("test", "again"):
+        Xs = [getattr(f, side) for f in folds]
+        broken = next((X for X in Xs if isinstance(X, Broken)), None)
+        sides[side] = broken if broken is not None else (
+            None if Xs[0] is None else test_hstack(Xs))
+    return Fold(hstack([f.X for f in folds]), first.y, sides["test"], first.test_y,
+                sides["again"], sum(f.fit_time for f in folds), sum(f.test_time for f in folds))
 
 
 def _hstack(Xs):
@@ -198,88 +375,76 @@ def _hstack(Xs):
     return np.hstack(Xs)
 
 
-def columns(part, key):
-    """The columns ``key`` of a ColumnTransformer's input, as it selects them."""
-    if isinstance(part, Failed):
-        return part
-    return Part(_compat.safe_indexing(part.X, key.value, axis=1), part.y, part.time)
+def stack_columns(config, folds):
+    """ColumnTransformer: the branches' folds side by side, like ``ColumnTransformer._hstack``.
 
-
-class Stacked(Part):
-    """A ColumnTransformer's training output, with its sparse-or-dense choice.
-
-    The choice is made on the training rows (``sparse_threshold``) and
-    reused for the test rows, as the fitted ColumnTransformer does.
+    ``config`` holds (branch names, weights, sparse_threshold).  The choice
+    of a sparse or dense output is made on the training rows and kept for
+    the others, as the fitted ColumnTransformer does.
     """
+    failed = next((f for f in folds if isinstance(f, Failed)), None)
+    if failed is not None:
+        return Failed(failed.error, max(getattr(f, "time", 0.0) for f in folds), failed.why)
+    if not folds:
+        raise ValueError("a ColumnTransformer with no branch is planned as empty_union")
+    names, weights, threshold = config.value
+    choice = []
 
-    __slots__ = ("sparse_output",)
+    def hstack(Xs):
+        return shared(_stack_columns(Xs, names, weights, threshold, choice))
 
-    def __init__(self, X, y, time, sparse_output):
-        super().__init__(X, y, time)
-        self.sparse_output = sparse_output
-
-    def __reduce__(self):
-        return (Stacked, (self.X, self.y, self.time, self.sparse_output))
+    return _combine(folds, hstack)
 
 
-def stack_columns(config, parts, fitted=None):
-    """Concatenate ColumnTransformer branches like ``ColumnTransformer._hstack``.
-
-    ``config`` holds (branch names, weights, sparse_threshold); ``fitted`` is
-    the training-side result whose sparse choice the test side follows.
-    """
+def _stack_columns(Xs, names, weights, threshold, choice):
     import numpy as np
     from scipy import sparse
     from sklearn.utils import check_array
 
-    if isinstance(fitted, Failed):
-        return fitted
-    failed = [p for p in parts if isinstance(p, Failed)]
-    if failed:
-        return Failed(failed[0].error, max(p.time for p in parts if hasattr(p, "time")))
-    names, weights, threshold = config.value
-    y = parts[0].y if parts else None
-    Xs = []
-    for name, part, weight in zip(names, parts, weights):
-        X = part.X
-        if not (sparse.issparse(X) or hasattr(X, "iloc") or hasattr(X, "shape")) or len(X.shape) != 2:
+    parts = []
+    for name, X, weight in zip(names, Xs, weights):
+        if not (sparse.issparse(X) or hasattr(X, "shape")) or len(X.shape) != 2:
             raise ValueError(
                 f"The output of the '{name}' transformer should be 2D (numpy array, "
                 "scipy sparse array, dataframe)."
             )
-        Xs.append(X if weight is None else X * weight)
-    if fitted is not None:
-        sparse_output = fitted.sparse_output
-    elif any(sparse.issparse(X) for X in Xs):
-        nnz = sum(X.nnz if sparse.issparse(X) else X.shape[0] * X.shape[1] for X in Xs)
-        total = sum(X.shape[0] * X.shape[1] for X in Xs)
-        sparse_output = nnz / total < threshold
-    else:
-        sparse_output = False
-    if sparse_output:
+        parts.append(X if weight is None else X * weight)
+    if not choice:  # the training rows decide
+        if any(sparse.issparse(X) for X in parts):
+            nnz = sum(X.nnz if sparse.issparse(X) else X.shape[0] * X.shape[1] for X in parts)
+            total = sum(X.shape[0] * X.shape[1] for X in parts)
+            choice.append(nnz / total < threshold)
+        else:
+            choice.append(False)
+    if choice[0]:
         try:
-            Xs = [check_array(X, accept_sparse=True, ensure_all_finite=False) for X in Xs]
+            parts = [check_array(X, accept_sparse=True, ensure_all_finite=False) for X in parts]
         except ValueError as e:
             raise ValueError(
                 "For a sparse output, all columns should be a numeric or convertible "
                 "to a numeric."
             ) from e
-        out = sparse.hstack(Xs).tocsr()
-    else:
-        out = np.hstack([X.toarray() if sparse.issparse(X) else X for X in Xs])
-    elapsed = sum(p.time for p in parts)
-    if fitted is None:
-        return Stacked(out, y, elapsed, sparse_output)
-    return Part(out, y, elapsed)
+        return sparse.hstack(parts).tocsr()
+    return np.hstack([X.toarray() if sparse.issparse(X) else X for X in parts])
 
 
-def empty_union(part):
-    """A FeatureUnion whose branches are all dropped outputs no columns."""
+def empty_union(fold):
+    """A union whose branches are all dropped outputs no columns."""
     import numpy as np
 
-    if isinstance(part, Failed):
-        return part
-    return Part(np.zeros((part.X.shape[0], 0)), part.y, part.time)
+    if isinstance(fold, Failed):
+        return fold
+
+    def empty(X):
+        return None if X is None or isinstance(X, Broken) else np.zeros((_n_samples(X), 0))
+
+    return Fold(empty(fold.X), fold.y, empty(fold.test), fold.test_y, empty(fold.again),
+                fold.fit_time, fold.test_time)
+
+
+# ---------------------------------------------------------------------------
+# The final step: one (candidate, fold) result
+# ---------------------------------------------------------------------------
 
 
 class ScoreConfig:
@@ -294,64 +459,87 @@ class ScoreConfig:
         self.verbose = verbose
 
     def __reduce__(self):
-        return (
-            ScoreConfig,
-            (self.scorer, self.error_score, self.return_train_score, self.verbose),
-        )
+        return (ScoreConfig,
+                (self.scorer, self.error_score, self.return_train_score, self.verbose))
 
 
 def fit_and_score(final, inputs, label, callback=None):
-    """Fit the last estimator of a path and score it: one (candidate, fold) result.
+    """Fit the last estimator of a path and score it: one (candidate, fold) record.
 
-    ``inputs`` is (train, test, train_again, fit_params, test_params,
-    train_params, config).  ``train`` is the training rows as the estimator
-    sees them (its input already fitted and transformed upstream), ``test``
-    the test rows passed through the same fitted steps, ``train_again`` the
-    training rows passed through them with ``transform`` (scikit-learn scores
-    training rows with ``predict``, not with ``fit_transform``'s output).
-    Returns the record
-    ``sklearn.model_selection._validation._fit_and_score`` returns.
-
-    ``callback``, when scikit-learn's fit callbacks are in use, holds this
-    evaluation's callback context and the search that owns it.
+    ``inputs`` is (fold, fit_params, test_params, train_params, config); the
+    fold holds the rows as the estimator sees them (its input fitted and
+    transformed upstream).  Returns the record scikit-learn's
+    ``_fit_and_score`` returns.  ``callback``, when scikit-learn's fit
+    callbacks are in use, holds this evaluation's callback context and the
+    search that owns it.
     """
-    train, test, train_again, fit_params, test_params, train_params, config = inputs
+    fold, fit_params, test_params, train_params, config = inputs
     config = config.value
     fit_params, test_params, train_params = map(_value, (fit_params, test_params, train_params))
-    scorer, error_score = config.scorer, config.error_score
-    fit_error = None
-    if isinstance(train, Failed):
-        fit_time, fit_error = train.time, train.error
-    else:
+    error_score = config.error_score
+    if config.verbose > 9:
+        _print_start(label.value)
+    fitted = []
+
+    def fit(X, y):
         estimator = clone(final.value)
+        _fit(estimator, X, y, fit_params, callback)
+        fitted.append(estimator)
+
+    if isinstance(fold, Failed):
+        result = failed_record(config, fold.error, fold.time, 0, fold.why)
+    else:
         start = time.time()
         try:
-            _fit(estimator, train, fit_params, callback)
+            _on_private_copy_if_read_only(fit, fold.X, fold.y)
         except Exception:
             if error_score == "raise":
                 raise
-            fit_error = format_exc()
-        fit_time = train.time + time.time() - start
-    if fit_error is not None:
-        result = failed_record(config, fit_error, fit_time, _n_samples(test))
-    else:
-        start = time.time()
-        result = {
-            "fit_error": None,
-            "test_scores": _compat.score(estimator, test.X, test.y, scorer, test_params, error_score),
-        }
-        score_time = test.time + time.time() - start
-        if config.return_train_score:
-            result["train_scores"] = _compat.score(
-                estimator, train_again.X, train_again.y, scorer, train_params, error_score
-            )
-        result.update(n_test_samples=_n_samples(test), fit_time=fit_time, score_time=score_time)
+            result = failed_record(config, format_exc(), fold.fit_time + time.time() - start,
+                                   _n_samples(fold.test))
+        else:
+            fit_time = fold.fit_time + time.time() - start
+            estimator = fitted[-1]
+            start = time.time()
+            result = {"fit_error": None,
+                      "test_scores": _score(estimator, fold.test, fold.test_y, config,
+                                            test_params)}
+            score_time = fold.test_time + time.time() - start
+            if config.return_train_score:
+                result["train_scores"] = _score(estimator, fold.again, fold.y, config,
+                                                train_params)
+            result.update(n_test_samples=_n_samples(fold.test), fit_time=fit_time,
+                          score_time=score_time)
     if config.verbose > 1:
         _print_end(label.value, result, config)
     return result
 
 
-def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0):
+def _score(estimator, X, y, config, params):
+    if isinstance(X, Broken):
+        # The fitted pipeline failed to transform these rows: its scoring
+        # fails as scikit-learn's does, with the same warning or error.
+        estimator = _Raising(estimator, X.error)
+    return _compat.score(estimator, X, y, config.scorer, params, config.error_score)
+
+
+class _Raising:
+    """An estimator whose every prediction raises ``error`` (see ``_score``)."""
+
+    def __init__(self, estimator, error):
+        self._estimator, self._error = estimator, error
+
+    def __getattr__(self, name):
+        attr = getattr(self._estimator, name)
+        if name in ("predict", "predict_proba", "predict_log_proba", "decision_function",
+                    "score", "transform", "score_samples"):
+            def raising(*args, **kwargs):
+                raise self._error
+            return raising
+        return attr
+
+
+def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0, why="raised"):
     """The record of a fit that failed, scored ``error_score`` as scikit-learn does."""
     error_score = config.error_score
     if _compat.is_multimetric(config.scorer):
@@ -364,17 +552,19 @@ def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0):
     result["n_test_samples"] = n_test_samples
     result["fit_time"] = fit_time
     result["score_time"] = 0.0
+    if why == "timeout":
+        result["timed_out"] = True
     return result
 
 
-def _fit(estimator, train, fit_params, callback):
-    args = (train.X,) if train.y is None else (train.X, train.y)
+def _fit(estimator, X, y, fit_params, callback):
+    args = (X,) if y is None else (X, y)
     if callback is None:
         estimator.fit(*args, **fit_params)
         return
     ctx, caller = callback.value
     weight = fit_params.get("sample_weight")
-    hook = dict(estimator=caller, X=train.X, y=train.y,
+    hook = dict(estimator=caller, X=X, y=y,
                 metadata=None if weight is None else {"sample_weight": weight})
     try:
         with ctx.propagate_callback_context(estimator):
@@ -384,11 +574,17 @@ def _fit(estimator, train, fit_params, callback):
         ctx.call_on_fit_task_end(**hook)
 
 
-def _n_samples(part):
-    if isinstance(part, Failed):
+def _n_samples(X):
+    if X is None or isinstance(X, Broken):
         return 0
-    X = part.X
     return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _print_start(label):
+    params, split, n_splits, cand, n_cands = label
+    msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
+    start = f"[CV {split + 1}/{n_splits}; {cand + 1}/{n_cands}] START {msg}"
+    print(f"{start}{(80 - len(start)) * '.'}")
 
 
 def _print_end(label, result, config):
@@ -426,25 +622,11 @@ def _short_time(t):
     return f" {t:5.1f}s"
 
 
-def batch(records):
-    """Several (candidate, fold) tasks run as one (their records, in order).
-
-    The engine groups cheap tasks this way so that per-task costs (pickling,
-    inter-process messages) are paid once per batch; see ``_engines``.
-    """
-    return records
-
-
-def unwrap(const):
-    """A result computed earlier, put back into a graph as a task."""
-    return const.value
-
-
 def with_config(settings, func, *args):
-    """Run ``func(*args)`` under the caller's scikit-learn configuration.
+    """Run ``func(*args)`` under the caller's scikit-learn configuration (on a cluster).
 
-    On a cluster, joblib inside the task (an estimator's own ``n_jobs``)
-    runs on the same cluster.
+    joblib inside the task (an estimator's own ``n_jobs``) runs on the same
+    cluster.
     """
     from contextlib import nullcontext
 
@@ -458,4 +640,5 @@ def with_config(settings, func, *args):
 
 
 def _value(arg):
-    return arg.value if isinstance(arg, (Const, Shared)) else arg
+    return arg.value if isinstance(arg, Const) else arg
+

@@ -30,7 +30,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
 
-from . import _compat, _engines
+from . import _compat, _engines, _tasks
 from ._plan import Planner, SearchSpec, estimator_token, with_params
 from ._progress import Progress
 from ._tasks import Const, ScoreConfig, failed_record
@@ -48,9 +48,7 @@ class _SharedWorkSearch:
         Parameters and results are scikit-learn's (see
         ``sklearn.model_selection.GridSearchCV.fit``).
         """
-        # Worker processes exit after the refit, not during it.
-        with _engines.workers_linger():
-            return self._fit(X, y, **params)
+        return self._fit(X, y, **params)
 
     def _fit(self, X, y=None, **params):
         _engines.check_scheduler(self.scheduler)
@@ -163,6 +161,7 @@ class _Evaluator:
             test_key = f"cv-test-{tokenize(self.data_token, test)}"
             graph[train_key], graph[test_key] = np.asarray(train), np.asarray(test)
             fold_keys.append((train_key, test_key))
+        train_rows = tuple(graph[train_key] for train_key, _ in fold_keys)
         config = ScoreConfig(
             self.scorers, search.error_score, search.return_train_score, search.verbose
         )
@@ -178,6 +177,7 @@ class _Evaluator:
             X_key=self.X_key,
             y_key=self.y_key,
             folds=tuple(fold_keys),
+            train_rows=train_rows,
             fit_params=dict(self.routed.estimator.fit),
             score_params=score_params,
             config_key=config_key,
@@ -202,23 +202,23 @@ class _Evaluator:
                 keys.append(planner.candidate(estimator, fold, label, callback))
 
         def lost(key, error):
-            """A fit that killed every worker that ran it: a failed fit, not a failed search."""
+            """A fit that was stopped, or killed the processes that ran it: a failed fit."""
             if search.error_score == "raise":
                 raise error
             message = f"{type(error).__name__}: {error}"
-            try:
-                index = keys.index(key)  # rare: a scan beats a dict of every key
-            except ValueError:  # a shared step: its candidates fail downstream
-                what = "A step shared by several candidates"
+            index = keys.index(key)  # rare: a scan beats a dict of every key
+            params, fold = candidate_params[index // n_splits], index % n_splits
+            what = f"The fit of candidate {params!r} on split {fold}"
+            if isinstance(error, TimeoutError):
+                happened = f"ran longer than fit_timeout={getattr(search, 'fit_timeout', None)} s"
             else:
-                params, fold = candidate_params[index // n_splits], index % n_splits
-                what = f"The fit of candidate {params!r} on split {fold}"
+                happened = "killed the worker processes that ran it"
             warnings.warn(
-                f"{what} killed the worker processes that ran it ({message}); it is "
-                f"recorded as a failed fit with error_score={search.error_score!r}.",
+                f"{what} {happened} ({message}); it is recorded as a failed fit with "
+                f"error_score={search.error_score!r}.",
                 FitFailedWarning,
             )
-            return failed_record(config, message)
+            return failed_record(config, message, why=_tasks.failure_kind(error))
 
         store = None
         if search.checkpoint is not None:
@@ -241,10 +241,13 @@ class _Evaluator:
 
             todo = [k for k in dict.fromkeys(keys) if k not in saved]
             try:
-                values = _engines.run(
-                    planner.graph, todo, search.scheduler, search.n_jobs,
-                    sklearn.get_config(), _engines.Hooks(done=done, lost=lost),
+                options = _engines.Options(
+                    scheduler=search.scheduler, n_jobs=search.n_jobs,
+                    config=sklearn.get_config(), verbose=search.verbose,
+                    fit_timeout=getattr(search, "fit_timeout", None),
                 )
+                values = _engines.run(planner.graph, todo, planner.kinds, options,
+                                      _engines.Hooks(done=done, lost=lost))
             finally:
                 progress.close()
         finally:

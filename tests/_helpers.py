@@ -1,5 +1,5 @@
 """Shared test helpers: a transformer that counts its calls, a comparer of searches, and
-the worker processes of a pool."""
+dklearn's worker processes."""
 
 import os
 import threading
@@ -87,9 +87,16 @@ def assert_same_results(sk, dk, *, timing=False):
         assert repr(sk.best_params_) == repr(dk.best_params_)
 
 
-def loky_workers(pid=None):
-    """The loky worker processes among the children of ``pid`` (default: this process)."""
+def worker_processes(pid=None):
+    """dklearn's worker processes (and the zygote they fork from) under ``pid`` (default:
+    this process)."""
     import psutil
 
-    return [c for c in psutil.Process(pid).children()
-            if "popen_loky" in " ".join(c.cmdline())]
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        try:
+            if "dklearn._engines._worker" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            pass
+    return found

@@ -18,7 +18,8 @@ from sklearn.pipeline import Pipeline
 
 from dklearn import _engines
 from dklearn._checkpoint import CheckpointError
-from dklearn._engines import CrashedWorker
+from dklearn._engines import CrashedWorker, local
+from dklearn._tasks import Const
 from dklearn.model_selection import GridSearchCV
 
 from ._helpers import (
@@ -26,8 +27,8 @@ from ._helpers import (
     CountingTransformer,
     Crasher,
     assert_same_results,
-    loky_workers,
     reset_calls,
+    worker_processes,
 )
 
 X, y = make_classification(n_samples=90, n_features=5, random_state=0)
@@ -184,23 +185,19 @@ def test_sigkill_loses_only_fits_in_flight(tmp_path):
 
 
 def test_workers_of_a_killed_search_exit_on_their_own(tmp_path):
-    # A client killed with SIGKILL cannot shut its process pool down; its
-    # workers must not wait for work forever.  An idle worker leaves after
-    # IDLE_WORKER_SECONDS, then waits 30 s for a clean-exit signal from the
-    # (dead) client before it goes anyway (loky).
+    # A client killed with SIGKILL cannot shut its workers down: they see
+    # their socket close and leave, idle or not.
     import psutil
 
     path = tmp_path / "killed.sqlite"
     # Not piped: the workers share the client's stdout and stderr.
-    proc = _start(path, delay=0.1, n=20, scheduler="processes",
-                  prelude="from dklearn import _engines; _engines.IDLE_WORKER_SECONDS = 1\n",
-                  output=subprocess.DEVNULL)
+    proc = _start(path, delay=0.1, n=20, scheduler="processes", output=subprocess.DEVNULL)
     _wait_for_rows(path, 10, proc)
-    workers = loky_workers(proc.pid)
-    assert workers
+    workers = worker_processes(proc.pid)
+    assert len(workers) == 3  # the zygote and two workers
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    gone, alive = psutil.wait_procs(workers, timeout=90)
+    gone, alive = psutil.wait_procs(workers, timeout=30)
     assert not alive
 
 
@@ -256,7 +253,7 @@ def test_processes_isolate_a_fit_that_kills_its_process():
 
 def _slow(value):
     time.sleep(0.5)
-    return value
+    return value.value
 
 
 def _die(value):
@@ -264,26 +261,23 @@ def _die(value):
 
 
 def test_a_fit_running_beside_a_crash_is_not_blamed_for_it():
-    # A death breaks the whole pool, so the fit running on the other worker
-    # fails with it.  Each of the two then runs alone: the innocent one
-    # finishes, the culprit dies twice alone and is given up on.
+    # Each worker runs one task: the culprit dies twice and is given up on,
+    # the innocent one, running beside it in the other worker, finishes.
     lost = []
 
     def on_lost(key, error):
         lost.append(key)
-        return f"lost: {type(error).__name__}"
+        return {"lost": type(error).__name__}
 
-    graph = {"innocent": (_slow, 7), "culprit": (_die, 0)}
-    values = _engines._run_processes(graph, ["innocent", "culprit"], 2, 1, {},
-                                     _engines.Hooks(lost=on_lost))
-    assert values == [7, "lost: CrashedWorker"]
+    graph = {"innocent": (_slow, Const(7)), "culprit": (_die, Const(0))}
+    kinds = {"innocent": "work", "culprit": "work"}
+    values = local.run(graph, ["innocent", "culprit"], kinds, "processes", 2,
+                       _engines.Options(), _engines.Hooks(lost=on_lost))
+    assert values == [7, {"lost": "CrashedWorker", "fit_time": values[1]["fit_time"]}]
     assert lost == ["culprit"]
 
 
-def test_a_crash_inside_a_batch_costs_only_the_crashing_fits(monkeypatch):
-    # Cheap fits travel in batches; after a crash, the batch's members run
-    # one by one, so the innocent members of a batch that died still count.
-    monkeypatch.setattr(_engines, "batch_size", lambda *a: 4)
+def test_a_crash_among_many_fits_costs_only_the_crashing_fits():
     grid = {"crash": [False, True], "tag": [0, 1, 2, 3]}
     search = GridSearchCV(Crasher(), grid, cv=2, scheduler="processes", n_jobs=2)
     with pytest.warns(FitFailedWarning):

@@ -25,7 +25,8 @@ def _graph(candidates):
     for i, (train, test) in enumerate(KFold(3).split(X)):
         graph[f"tr{i}"], graph[f"te{i}"] = train, test
         folds.append((f"tr{i}", f"te{i}"))
-    spec = SearchSpec("X", "y", tuple(folds), {}, {}, "cfg", "scoring", True, False, False)
+    rows = tuple(graph[train] for train, _ in folds)
+    spec = SearchSpec("X", "y", tuple(folds), rows, {}, {}, "cfg", "scoring", True, False, False)
     planner = Planner(spec, graph, X)
     finals = set()
     for params in candidates:
@@ -110,7 +111,8 @@ def test_final_tasks_on_one_flow_share_their_inputs():
     # 50,000 final tasks hold one small tuple each, not their own argument lists.
     folds = (("tr", "te"),)
     graph = {"X": Const(X), "y": Const(y), "tr": np.arange(20), "te": np.arange(20, 30)}
-    spec = SearchSpec("X", "y", folds, {}, {}, "cfg", "scoring", True, False, False)
+    spec = SearchSpec("X", "y", folds, (graph["tr"],), {}, {}, "cfg", "scoring", True, False,
+                      False)
     planner = Planner(spec, graph, X)
     a = planner.candidate(LogisticRegression(C=0.1), 0, None)
     b = planner.candidate(LogisticRegression(C=1.0), 0, None)

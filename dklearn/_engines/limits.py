@@ -1,0 +1,60 @@
+"""BLAS and OpenMP thread caps for this process, while searches run in it.
+
+Workers x BLAS threads must not exceed the cores: two workers each running
+a 2-thread BLAS on 2 cores lose to either alone.  A worker process sets its
+own caps (``_worker``); threads of this process share its BLAS libraries,
+whose thread count is a process-wide setting, so searches running here cap
+them for their duration and give the original back when the last one ends.
+
+Searches may overlap (two threads of the caller each running one): the cap
+in force is the smallest any running search asked for, and the limits the
+process had before the first search are restored when the last one ends,
+whatever the order.  OpenMP's thread count is per thread: each worker
+thread caps its own (``cap_this_thread``), and the caller's is untouched.
+"""
+
+import threading
+
+from threadpoolctl import threadpool_limits
+
+_lock = threading.Lock()
+_active = []  # the caps of the searches running now, one entry per search
+_original = None  # threadpoolctl's limiter holding the limits from before the first
+
+
+class blas_cap:
+    """Context manager: BLAS threads of this process at most ``limit`` while inside."""
+
+    def __init__(self, limit):
+        self.limit = limit  # None: no cap
+
+    def __enter__(self):
+        global _original
+        if self.limit is None:
+            return self
+        with _lock:
+            _active.append(self.limit)
+            if _original is None:
+                _original = threadpool_limits(limits=self.limit, user_api="blas")
+            elif self.limit < min(_active[:-1]):
+                threadpool_limits(limits=self.limit, user_api="blas")
+        return self
+
+    def __exit__(self, *exc):
+        global _original
+        if self.limit is None:
+            return False
+        with _lock:
+            _active.remove(self.limit)
+            if not _active:
+                original, _original = _original, None
+                original.restore_original_limits()
+            elif self.limit < min(_active):
+                threadpool_limits(limits=min(_active), user_api="blas")
+        return False
+
+
+def cap_this_thread(limit):
+    """Cap OpenMP in the calling thread (a worker thread, which dies with its pool)."""
+    if limit is not None:
+        threadpool_limits(limits=limit, user_api="openmp")

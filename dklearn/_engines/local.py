@@ -1,0 +1,502 @@
+"""The local engine: one loop that runs a search graph on this machine.
+
+A search graph is wide and shallow: shared prefix tasks (a PCA fitted on a
+fold), then the (candidate, fold) tasks that read them.  The loop keeps, for
+each task, how many unfinished tasks it waits for.  A finished task makes
+its dependents ready; ready tasks start newest first (the final fits that
+read a prefix run soon after it, and its output is freed once its last
+reader is done) as long as fewer than ``workers`` tasks run.  The loop
+thread is the caller's; it sleeps until a task ends, a worker process
+speaks, or the cost model or a time limit wants a look.
+
+Each task runs in one of three places:
+
+- ``here``: in the calling thread, between two looks at the others (for
+  glue tasks, ``scheduler='sync'``, and work too small to hand over);
+- ``threads``: ``workers`` threads of this process, which share every
+  intermediate result for free;
+- ``processes``: ``workers`` worker processes (``processes.Processes``), which
+  get their inputs sent (constants once per worker, intermediates with
+  each task) but escape the GIL, isolate a crash and can be stopped.
+
+Where each kind of task goes is the cost model's decision (``cost.Router``),
+remade as measurements arrive; 'sync', 'threads' and 'processes' fix it.  A
+result never depends on where its task ran: every place caps BLAS and
+OpenMP to cores // workers threads and runs under the caller's
+scikit-learn configuration, and a task reads its inputs, never writes them
+(``_tasks``).
+
+Why not dask's local scheduler, which an earlier version used: this loop
+places each task by its kind, runs a task again when its process died
+under another, stops one past its time limit, and keeps a few numbers per
+task where ``dask.local`` keeps several sets.
+"""
+
+import collections
+import os
+import queue
+import threading
+import time
+from multiprocessing import connection
+
+import sklearn
+from threadpoolctl import threadpool_limits
+
+from .. import _tasks
+from . import CrashedWorker, FitTimeout, cost, limits
+from .processes import Processes, TaskNotSendable, WorkerUnavailable, warm_count, zygote_ready
+
+# A task past its time limit ends with its worker's own timer; if the worker
+# is still there this much later, the loop kills it.
+KILL_GRACE = 2.0
+
+
+def run(graph, keys, kinds, scheduler, workers, options, hooks):
+    """Run ``keys`` of ``graph`` on ``workers`` local workers (see module doc)."""
+    if options.fit_timeout and scheduler in ("sync", "threads"):
+        raise ValueError(
+            f"fit_timeout needs tasks that can be stopped, which scheduler={scheduler!r} "
+            "cannot do (a thread cannot be killed); use scheduler='processes' or the default."
+        )
+    if scheduler == "sync" or (scheduler is None and workers == 1 and not options.fit_timeout):
+        fixed = "here"
+    elif options.fit_timeout:
+        fixed = "processes"
+    else:
+        fixed = scheduler  # None (the cost model decides), 'threads' or 'processes'
+    if fixed == "here":
+        workers = 1  # one task at a time, BLAS left as the caller set it
+    loop = _Loop(graph, keys, kinds, workers, fixed, options, hooks)
+    try:
+        return loop.run()
+    finally:
+        loop.close()
+
+
+class _Job:
+    __slots__ = ("key", "kind", "place", "started", "deadline", "worker")
+
+    def __init__(self, key, kind, place, deadline=None):
+        self.key, self.kind, self.place = key, kind, place
+        self.started = time.perf_counter()
+        self.deadline = deadline
+        self.worker = None
+
+
+class _Loop:
+    def __init__(self, graph, keys, kinds, workers, fixed, options, hooks):
+        self.graph, self.keys, self.kinds, self.hooks = graph, keys, kinds, hooks
+        self.workers, self.options = workers, options
+        # A cap of every core is no cap: the caller's own limits stay.
+        self.blas = _cpu_count() // workers if workers > 1 else None
+        self.wanted = set(keys)
+        self.results = {}
+        self.values = {}  # constants, and computed values some task still has to read
+        self.readers = {}  # computed key -> tasks not yet finished that read it
+        self.waiting = {}  # unfinished key -> unfinished tasks it waits for
+        self.dependents = collections.defaultdict(list)
+        self.deps = {}  # unfinished key -> the keys it reads
+        self.ready = []  # a stack: newest first
+        self.running = {}
+        self.deaths = collections.Counter()
+        self.inbox = _Inbox()
+        self._index(keys)
+        self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
+                                  verbose=options.verbose)
+        self.router.warm_workers(warm_count(self.blas))
+        if zygote_ready():
+            self.router.zygote_started(None)
+        self.places = {"here": _Here(self.inbox, self.blas, options.config)}
+
+    # -- the graph ---------------------------------------------------------------
+
+    def _index(self, keys):
+        graph, memo = self.graph, {}
+        todo = list(dict.fromkeys(keys))
+        seen = set(todo)
+        while todo:
+            key = todo.pop()
+            task = graph[key]
+            if not _tasks.is_task(task):
+                self.values[key] = task
+                continue
+            deps = _tasks.dependencies(task, graph, memo)
+            self.deps[key] = deps
+            pending = 0
+            for dep in deps:
+                if dep not in seen:
+                    seen.add(dep)
+                    todo.append(dep)
+                if _tasks.is_task(graph[dep]):
+                    pending += 1
+                    self.dependents[dep].append(key)
+            self.waiting[key] = pending
+        for key, count in self.waiting.items():
+            self.readers[key] = len(self.dependents.get(key, ()))
+            if count == 0:
+                self.ready.append(key)
+        # Keys in the order asked for run first: the stack pops from its end.
+        order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+        self.ready.sort(key=lambda k: -order.get(k, -1))
+
+    def is_constant(self, key):
+        return key not in self.readers
+
+    def _finish(self, key, value):
+        self.graph.pop(key, None)  # the task is no longer needed: its memory goes
+        for dep in self.deps.pop(key):
+            if dep in self.readers:
+                self.readers[dep] -= 1
+                if self.readers[dep] == 0:
+                    self.values.pop(dep, None)  # its last reader is done
+        if key in self.wanted:
+            self.results[key] = value
+            self.hooks.done(key, value)
+        if self.readers.get(key):
+            self.values[key] = value
+        for dependent in self.dependents.pop(key, ()):
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0:
+                self.ready.append(dependent)
+        del self.waiting[key]
+
+    # -- the loop ----------------------------------------------------------------
+
+    def run(self):
+        with limits.blas_cap(self.blas):  # a no-op without a cap
+            while self.waiting:
+                self._dispatch()
+                self._wait()
+        return [self.results[k] for k in self.keys]
+
+    def _dispatch(self):
+        skipped = []
+        while self.ready and len(self.running) < self.workers:
+            key = self.ready.pop()
+            kind = self.kinds.get(key)
+            place = self._place(kind)
+            if place is None:  # no worker free there yet (processes starting)
+                skipped.append(key)
+                continue
+            self._start(key, kind, place)
+        self.ready.extend(reversed(skipped))
+
+    def _place(self, kind):
+        for name in self.router.places(kind):
+            place = self.places.get(name) or self._open(name)
+            if place is not None and place.free():
+                return place
+        return None
+
+    def _open(self, name):
+        if name == "threads":
+            place = self.router.threads = _Threads(self.inbox, self.workers, self.blas,
+                                                   self.options.config)
+        else:
+            place = Processes(self.workers, self.blas, self.options.config, self.is_constant)
+            try:
+                place.launch(_modules(self.graph))
+            except WorkerUnavailable as error:
+                self.router.broken(error)  # raises unless threads can do the work
+        self.places[name] = place
+        return place
+
+    def _start(self, key, kind, place):
+        timeout = self.options.fit_timeout if place.name == "processes" and kind else None
+        job = _Job(key, kind, place, time.perf_counter() + timeout if timeout else None)
+        values = self.values
+        inputs = {dep: values[dep] for dep in self.deps[key]}
+        try:
+            place.start(job, self.graph[key], inputs, timeout)
+        except (TaskNotSendable, WorkerUnavailable) as error:
+            self.router.unavailable(kind, place.name, error)  # raises if fixed there
+            self.ready.append(key)
+            return
+        self.running[key] = job
+        self.router.started(kind)
+
+    def _wait(self):
+        now = time.perf_counter()
+        wake = self.router.next_look()
+        for job in self.running.values():
+            if job.deadline is not None and job.deadline + KILL_GRACE < wake:
+                wake = job.deadline + KILL_GRACE
+        timeout = None if wake == float("inf") else max(wake - now, 0.0)
+        procs = self.places.get("processes")
+        conns = procs.connections() if procs is not None else []
+        if not self.running and not conns:
+            if self.ready:
+                return  # a place became free (a pinned kind, say): dispatch again
+            raise RuntimeError("dklearn's local engine has nothing to wait for")  # a bug
+        events, ready_conns = self.inbox.wait(conns, timeout)
+        if ready_conns:
+            events.extend(procs.receive(ready_conns))
+        for event in events:
+            self._handle(*event)
+        now = time.perf_counter()
+        for job in [j for j in self.running.values()
+                    if j.deadline and now >= j.deadline + KILL_GRACE]:
+            # Its own timer did not end it (a process stuck in the kernel?): kill it.
+            procs.stop(job)
+            del self.running[job.key]
+            self._timed_out(job, now)
+        self.router.look(now)
+
+    def _handle(self, job, outcome, value, wall, cpu):
+        if job is None:  # news of the worker processes
+            if outcome == "ready":
+                self.router.warm_workers(self.places["processes"].ready_count())
+            elif outcome == "zygote":
+                self.router.zygote_started(value)
+            else:  # they cannot start: raises unless threads can do the work
+                self.router.broken(value)
+            return
+        del self.running[job.key]
+        job.place.done(job)
+        if outcome == "ok":
+            self.router.finished(job.kind, job.place.name, wall, cpu)
+            self._finish(job.key, value)
+        elif outcome == "error":
+            raise value
+        elif outcome == "crashed" and job.deadline and time.perf_counter() >= job.deadline:
+            self._timed_out(job, time.perf_counter())  # its timer ended it
+        elif outcome == "crashed":
+            self.router.crashed()
+            self.deaths[job.key] += 1
+            if self.deaths[job.key] < 2:  # bad luck, maybe: once more
+                self.ready.append(job.key)
+                return
+            self._lost(job, CrashedWorker(
+                f"The task {job.key!r} was running alone in a worker process each of the "
+                f"{self.deaths[job.key]} times one died (exit code {value}: a segfault, "
+                "os._exit or running out of memory)."), wall)
+        elif outcome == "unavailable":  # it never ran: its worker had left
+            self.ready.append(job.key)
+        elif outcome == "unsendable":
+            self.router.unavailable(job.kind, job.place.name, value)  # raises if fixed
+            self.ready.append(job.key)
+        else:  # pragma: no cover
+            raise AssertionError(outcome)
+
+    def _timed_out(self, job, now):
+        self._lost(job, FitTimeout(
+            f"The task {job.key!r} ran longer than fit_timeout={self.options.fit_timeout} s "
+            "and was stopped."), now - job.started)
+
+    def _lost(self, job, error, elapsed):
+        """A task stopped or crashed for good: its value says so, or the search raises."""
+        if job.key in self.wanted:
+            value = self.hooks.fail(job.key, error)
+            value["fit_time"] = elapsed
+        else:  # a shared step: every (candidate, fold) that reads it fails with it
+            value = _tasks.Failed(f"{type(error).__name__}: {error}", elapsed,
+                                  _tasks.failure_kind(error))
+        self._finish(job.key, value)
+
+    def close(self):
+        aborted = bool(self.running)
+        for place in self.places.values():
+            place.close(abort=aborted)
+
+
+def _count_kinds(waiting, kinds):
+    return collections.Counter(kinds.get(key) for key in waiting)
+
+
+def _modules(graph):
+    """The modules of the estimators the graph's tasks fit (for the zygote to import)."""
+    seen, modules = set(), set()
+    for task in graph.values():
+        if _tasks.is_task(task) and len(task) > 1 and isinstance(task[1], _tasks.Const):
+            cls = type(task[1].value)
+            if cls not in seen:
+                seen.add(cls)
+                modules.update(_estimator_modules(task[1].value))
+    return {m for m in modules if m != "__main__" and not m.startswith("__")}
+
+
+def _estimator_modules(estimator):
+    found = {type(estimator).__module__}
+    if hasattr(estimator, "get_params") and not isinstance(estimator, type):
+        try:
+            params = estimator.get_params(deep=True)
+        except Exception:  # noqa: BLE001
+            return found
+        found.update(type(v).__module__ for v in params.values() if hasattr(v, "get_params"))
+    return found
+
+
+def _cpu_count():
+    import joblib
+
+    return joblib.cpu_count()
+
+
+class _Inbox:
+    """Where places post finished tasks; the loop sleeps on it and on worker sockets.
+
+    Its pipe closes when the last thread holding it is gone (a thread of an
+    interrupted search posts after the loop has left), never before: a
+    closed descriptor's number may be reused by the next file opened.
+    """
+
+    def __init__(self):
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._w, False)
+        self._events = collections.deque()
+
+    def __del__(self):
+        os.close(self._r)
+        os.close(self._w)
+
+    def post(self, event):
+        self._events.append(event)
+        try:
+            os.write(self._w, b"\0")
+        except BlockingIOError:  # the pipe is full of wake-ups: the loop is awake
+            pass
+
+    def wait(self, conns, timeout):
+        """(posted events, the ``conns`` ready to read), after at most ``timeout`` s."""
+        if not self._events:
+            ready = connection.wait([self._r, *conns], timeout)
+        else:
+            ready = connection.wait(conns, 0) if conns else []
+        if self._r in ready:
+            os.read(self._r, 65536)
+        events = []
+        while self._events:
+            events.append(self._events.popleft())
+        return events, [c for c in ready if c is not self._r]
+
+
+def _timed(task, inputs):
+    """Run ``task``: (outcome, value, wall seconds, CPU seconds of this thread)."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        value = _tasks.execute(task, inputs)
+    except BaseException as error:  # noqa: BLE001 - the loop raises it in the caller
+        return "error", error, time.perf_counter() - wall, time.thread_time() - cpu
+    return "ok", value, time.perf_counter() - wall, time.thread_time() - cpu
+
+
+class _Here:
+    """Runs a task in the calling thread, at once."""
+
+    name = "here"
+
+    def __init__(self, inbox, blas, config):
+        self.inbox, self.blas = inbox, blas
+        self.openmp = None
+
+    def free(self):
+        return True
+
+    def start(self, job, task, inputs, timeout=None):
+        if self.openmp is None and self.blas:  # capped as in a worker thread: equal results
+            self.openmp = threadpool_limits(limits=self.blas, user_api="openmp")
+        self.inbox.post((job, *_timed(task, inputs)))
+
+    def done(self, job):
+        pass
+
+    def close(self, abort):
+        if self.openmp is not None:
+            self.openmp.restore_original_limits()
+
+
+class _Threads:
+    """``workers`` threads of this process, each under the caller's configuration."""
+
+    name = "threads"
+
+    def __init__(self, inbox, workers, blas, config):
+        self.inbox, self.workers = inbox, workers
+        self.busy = 0  # read and written by the loop thread only
+        self.jobs = queue.SimpleQueue()
+        self.clocks = {}  # thread ident -> (its CPU clock, running job, its CPU at the start)
+        self.cpu_clocks = []  # (each thread's CPU clock, its CPU when it started)
+        self.since = time.perf_counter()
+        self.threads = [
+            threading.Thread(target=self._serve, args=(blas, config), daemon=True,
+                             name=f"dklearn-{i}")
+            for i in range(workers)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def free(self):
+        return self.busy < self.workers
+
+    def start(self, job, task, inputs, timeout=None):
+        self.busy += 1
+        self.jobs.put((job, task, inputs))
+
+    def done(self, job):
+        self.busy -= 1
+
+    def _serve(self, blas, config):
+        limits.cap_this_thread(blas)
+        sklearn.set_config(**config)
+        ident = threading.get_ident()
+        clock = _thread_clock(ident)
+        if clock is not None:
+            self.cpu_clocks.append((clock, time.clock_gettime(clock)))
+        while True:
+            item = self.jobs.get()
+            if item is None:
+                return
+            job, task, inputs = item
+            self.clocks[ident] = (clock, job, time.thread_time())
+            outcome = _timed(task, inputs)
+            del self.clocks[ident]
+            item = task = inputs = None
+            self.inbox.post((job, *outcome))
+
+    def running(self):
+        """(kind, wall seconds, CPU seconds so far) of each task running now."""
+        now = time.perf_counter()
+        out = []
+        for clock, job, cpu0 in list(self.clocks.values()):
+            if clock is not None:
+                try:
+                    cpu = time.clock_gettime(clock)
+                except OSError:  # the thread has moved on
+                    continue
+                out.append((job.kind, now - job.started, cpu - cpu0))
+        return out
+
+    def cores_used(self):
+        """The cores these threads used together since they started (their CPU / wall)."""
+        cpu = 0.0
+        for clock, cpu0 in list(self.cpu_clocks):
+            try:
+                cpu += time.clock_gettime(clock) - cpu0
+            except OSError:  # pragma: no cover - an exited thread
+                pass
+        if not self.cpu_clocks:  # no per-thread clocks here: assume a busy GIL
+            return 1.0
+        return cpu / max(time.perf_counter() - self.since, 1e-9)
+
+    def close(self, abort):
+        # After Ctrl-C or an error, a running task ends on its own, unwaited.
+        if abort:  # tasks not started yet are dropped
+            while True:
+                try:
+                    self.jobs.get_nowait()
+                except queue.Empty:
+                    break
+        for _ in self.threads:
+            self.jobs.put(None)
+        if not abort:
+            for thread in self.threads:
+                thread.join()
+
+
+def _thread_clock(ident):
+    try:
+        return time.pthread_getcpuclockid(ident)
+    except (AttributeError, OSError):
+        return None
+
+

@@ -1,0 +1,383 @@
+"""Worker processes: where a task escapes the GIL, a crash costs that task only, and a
+task past its time limit is stopped.
+
+Each worker is a fork of the zygote (see ``_worker``: one interpreter of
+this machine pays the imports, each worker then starts in tens of
+milliseconds), connected to this process by a socket of its own, running
+one task at a time.  Knowing which worker runs which task keeps the rules
+simple:
+
+- a worker that dies while running a task crashed *that* task; the others
+  go on, and a new worker takes its place;
+- a task past its time limit ends with its worker (its own timer, see
+  ``_worker``), and only it;
+- a worker that cannot start, or cannot read a task or send back its result,
+  is never a failed fit: it is reported (``WorkerUnavailable``,
+  ``TaskNotSendable``) and the loop raises it or runs the task elsewhere.
+
+What travels: a task and the intermediate results it reads, pickled with
+cloudpickle with each task; the search's constants (X, y, folds, scorers,
+fit parameters) once per search, written to files by ``Store`` and read by a
+worker when a task first names them, NumPy arrays of a megabyte or more
+memory-mapped (as joblib does for scikit-learn).
+
+Warm across searches: the zygote, and the idle workers a search hands back
+(``_WARM``), serve the next search of this process, as scikit-learn's
+reusable loky workers do.  Idle for ``IDLE_SECONDS``, they leave; they also
+leave when this process exits, however it exits.
+"""
+
+import atexit
+import itertools
+import os
+import pickle
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from multiprocessing.connection import Connection
+
+import cloudpickle
+
+from ._worker import Stored
+
+# As joblib's loky workers: a notebook's next search finds them warm.
+IDLE_SECONDS = 300
+# Arrays this large are memory-mapped by the workers (joblib's max_nbytes).
+MMAP_BYTES = 1 << 20
+
+
+class WorkerUnavailable(RuntimeError):
+    """No worker process could run the task (one could not start, or left)."""
+
+
+class TaskNotSendable(RuntimeError):
+    """A task could not be sent to a worker process, or its result could not come back."""
+
+
+class _Zygote:
+    """The one interpreter that imports, and forks each worker (see ``_worker``)."""
+
+    def __init__(self):
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "dklearn._engines._worker", str(child.fileno())],
+                pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        finally:
+            child.close()
+        self.sock = parent
+        self.born = time.perf_counter()
+        self.ready = False
+        self.start_seconds = None  # from launch to ready
+        parent.send(pickle.dumps(("hello", list(sys.path), IDLE_SECONDS)))
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def fork(self, blas):
+        """A new worker's socket (it says "ready" on it once forked)."""
+        ours, theirs = socket.socketpair()
+        try:
+            socket.send_fds(self.sock, [pickle.dumps(("fork", list(sys.path), blas))],
+                            [theirs.fileno()])
+        finally:
+            theirs.close()
+        return Connection(ours.detach())
+
+    def warm(self, modules):
+        """Have the zygote import ``modules`` so that the workers it forks next have them."""
+        if modules:
+            self.sock.send(pickle.dumps(("import", sorted(modules))))
+
+    def receive(self):
+        """Its first message: None once ready, or the error that kept it from starting."""
+        try:
+            message = pickle.loads(self.sock.recv(1 << 20))
+        except (OSError, EOFError, pickle.UnpicklingError):
+            message = None
+        if message and message[0] == "ready":
+            self.ready, self.start_seconds = True, time.perf_counter() - self.born
+            return None
+        self.close()
+        detail = message[1] if message else f"it exited with code {self.proc.poll()}"
+        return WorkerUnavailable(f"The process that starts dklearn's workers failed:\n{detail}")
+
+    def close(self):
+        self.sock.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class _Worker:
+    def __init__(self, zygote, blas):
+        self.conn = zygote.fork(blas)
+        self.blas = blas
+        self.pid = None  # known once ready
+        self.job = None
+
+    @property
+    def ready(self):
+        return self.pid is not None
+
+    def send(self, message):
+        self.conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def receive(self):
+        """The next message, or None if the worker is gone."""
+        try:
+            return pickle.loads(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            return None
+
+    def kill(self):
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:  # it had already gone
+                pass
+        self.conn.close()
+
+
+# The zygote and the idle workers between searches; searches in several
+# threads share them under this lock.
+_LOCK = threading.Lock()
+_ZYGOTE = None
+_WARM = []
+
+
+def _zygote():
+    global _ZYGOTE
+    with _LOCK:
+        if _ZYGOTE is None or not _ZYGOTE.alive():
+            _ZYGOTE = _Zygote()
+        return _ZYGOTE
+
+
+def _take_warm(n, blas):
+    """Up to ``n`` idle workers from earlier searches with the same BLAS cap."""
+    with _LOCK:
+        taken = [w for w in _WARM if w.blas == blas][:n]
+        for worker in [w for w in _WARM if w.blas != blas]:
+            worker.kill()  # a cap no search asks for now
+        _WARM[:] = []
+    alive = []
+    for worker in taken:
+        if worker.conn.poll(0):  # it said goodbye, or died, while idle
+            worker.conn.close()
+        else:
+            alive.append(worker)
+    return alive
+
+
+def warm_count(blas):
+    """How many idle workers with this BLAS cap wait for a search."""
+    with _LOCK:
+        return sum(w.blas == blas for w in _WARM)
+
+
+def zygote_ready():
+    """Whether this process has a zygote ready to fork workers."""
+    with _LOCK:
+        return _ZYGOTE is not None and _ZYGOTE.ready and _ZYGOTE.alive()
+
+
+def _give_back(workers):
+    with _LOCK:
+        _WARM.extend(workers)
+
+
+@atexit.register
+def _shut_down():
+    with _LOCK:
+        workers, _WARM[:] = list(_WARM), []
+        zygote = _ZYGOTE
+    for worker in workers:
+        worker.conn.close()  # it reads the end of its socket and leaves
+    if zygote is not None:
+        zygote.close()
+
+
+class Store:
+    """The search's constants, written once to a temporary folder for the workers."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="dklearn-")
+        self.names = {}  # key -> file name
+        self._count = itertools.count()
+
+    def put(self, key, value):
+        name = self.names.get(key)
+        if name is None:
+            name = f"{next(self._count)}.pkl"
+            with open(os.path.join(self.folder, name), "wb") as f:
+                _StorePickler(f, self.folder, self._count).dump(value)
+            self.names[key] = name
+        return Stored(name)
+
+    def remove(self):
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _StorePickler(cloudpickle.Pickler):
+    """cloudpickle, with large NumPy arrays written beside as .npy files."""
+
+    def __init__(self, file, folder, count):
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.folder, self.count = folder, count
+
+    def persistent_id(self, obj):
+        np = sys.modules.get("numpy")
+        if (np is None or type(obj) is not np.ndarray or obj.dtype.hasobject
+                or obj.nbytes < MMAP_BYTES):
+            return None
+        name = f"{next(self.count)}.npy"
+        np.save(os.path.join(self.folder, name), obj, allow_pickle=False)
+        return name
+
+
+class Processes:
+    """The loop's place for tasks in worker processes (``n`` of them)."""
+
+    name = "processes"
+
+    def __init__(self, workers, blas, config, is_constant):
+        self.n, self.blas, self.config = workers, blas, config
+        self.is_constant = is_constant
+        self.workers = []
+        self.zygote = None
+        self.store = None
+        self._jobs = itertools.count()
+
+    # -- workers -------------------------------------------------------------------
+
+    def launch(self, modules=()):
+        """Take warm workers, and fork more up to ``n``; they say when they are ready."""
+        self.workers = _take_warm(self.n, self.blas)
+        if len(self.workers) < self.n:
+            try:
+                self.zygote = _zygote()
+                self.zygote.warm(modules)
+                while len(self.workers) < self.n:
+                    self.workers.append(_Worker(self.zygote, self.blas))
+            except OSError as error:
+                raise WorkerUnavailable(
+                    f"A worker process could not be started: {error}") from error
+
+    def ready_count(self):
+        return sum(w.ready for w in self.workers)
+
+    def free(self):
+        return any(w.ready and w.job is None for w in self.workers)
+
+    def connections(self):
+        """Sockets the loop waits on: workers starting or running a task, a starting zygote."""
+        conns = [w.conn for w in self.workers if not w.ready or w.job is not None]
+        if self.zygote is not None and not self.zygote.ready:
+            conns.append(self.zygote.sock)
+        return conns
+
+    # -- tasks ---------------------------------------------------------------------
+
+    def start(self, job, task, inputs, timeout=None):
+        worker = next(w for w in self.workers if w.ready and w.job is None)
+        if self.store is None:
+            self.store = Store()
+        try:
+            data = {k: self.store.put(k, v) if self.is_constant(k) else v
+                    for k, v in inputs.items()}
+            payload = cloudpickle.dumps((self.store.folder, self.config, task, data),
+                                        protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # noqa: BLE001 - e.g. an estimator holding a lock
+            raise TaskNotSendable(
+                f"The task {job.key!r} cannot be pickled for a worker process "
+                f"({type(error).__name__}: {error})."
+            ) from error
+        try:
+            worker.send(("run", next(self._jobs), payload, timeout))
+        except OSError:  # it left while idle: another takes its place
+            self._replace(worker)
+            raise WorkerUnavailable("a worker process left before it got a task") from None
+        worker.job = job
+
+    def done(self, job):
+        pass  # the worker is free from the moment its answer is read
+
+    def stop(self, job):
+        """Kill the worker running ``job`` (past its time limit) and start another."""
+        worker = next(w for w in self.workers if w.job is job)
+        worker.kill()
+        self._replace(worker)
+
+    def _replace(self, worker):
+        self.workers.remove(worker)
+        self.workers.append(_Worker(_zygote(), self.blas))
+
+    def receive(self, conns):
+        """Events for the loop, from the sockets ``conns`` that are ready to read."""
+        events = []
+        if self.zygote is not None and self.zygote.sock in conns:
+            error = self.zygote.receive()
+            if error is not None:
+                return [(None, "broken", error, 0.0, 0.0)]
+            events.append((None, "zygote", self.zygote.start_seconds, 0.0, 0.0))
+        for worker in [w for w in self.workers if w.conn in conns]:
+            message = worker.receive()
+            job = worker.job
+            if message is None or message[0] == "bye":
+                worker.conn.close()
+                self._replace(worker)
+                if job is not None:  # it died under its task, or left before reading it
+                    outcome = "crashed" if message is None else "unavailable"
+                    events.append((job, outcome, None, time.perf_counter() - job.started, 0.0))
+                elif not worker.ready and (self.zygote is None or not self.zygote.alive()):
+                    events.append((None, "broken", WorkerUnavailable(
+                        "A worker process exited before it was ready."), 0.0, 0.0))
+                continue
+            op = message[0]
+            if op == "ready":
+                worker.pid = message[1]
+                events.append((None, "ready", None, 0.0, 0.0))
+                continue
+            worker.job = None
+            if op == "done":
+                _, _, result, _, cpu = message
+                events.append((job, "ok", cloudpickle.loads(result),
+                               time.perf_counter() - job.started, cpu))
+            elif op == "error":
+                events.append((job, "error", cloudpickle.loads(message[2]), 0.0, 0.0))
+            else:  # "unloadable" / "unsendable"
+                what = "read the task" if op == "unloadable" else "send back the result"
+                events.append((job, "unsendable", TaskNotSendable(
+                    f"A worker process could not {what} of {job.key!r}:\n{message[2]}"),
+                    0.0, 0.0))
+        return events
+
+    def close(self, abort):
+        """Kill the workers still running a task; hand the others to the next search."""
+        keep = []
+        for worker in self.workers:
+            if worker.job is not None:
+                worker.kill()
+                continue
+            if not worker.ready:  # it leaves as soon as it sees its socket closed
+                worker.conn.close()
+                continue
+            try:
+                worker.send(("forget",))
+                keep.append(worker)
+            except OSError:
+                worker.conn.close()
+        self.workers = []
+        _give_back(keep)
+        if self.store is not None:
+            self.store.remove()
+            self.store = None
