@@ -57,6 +57,12 @@ configure it alike.  The contracts read from scikit-learn's code:
   outputs are stacked, sparse if their density is below
   ``sparse_threshold`` on the training rows.  Only on the raw input: a
   ColumnTransformer after another step is one opaque step.
+- A step that writes into its input (``copy=False``) changes the training
+  rows when it is a pipeline's first step, and scikit-learn scores the
+  training score on the rows so changed, by every later step's writes too:
+  such a pipeline is fitted and scored whole.  Later steps write into
+  intermediate results, which scikit-learn recomputes to score: there, the
+  read-only sharing of ``_tasks`` is enough.
 - ``clone`` keeps parameters, ``_metadata_request`` and
   ``_sklearn_output_config``, or whatever ``__sklearn_clone__`` returns:
   the key covers exactly that.
@@ -536,6 +542,15 @@ def _unflatten(flat):
     return out
 
 
+def _writes_in_place(step):
+    """Whether a step asks to write into its input (scikit-learn's ``copy=False``)."""
+    try:
+        params = step.get_params(deep=False)
+    except Exception:  # noqa: BLE001 - 'passthrough', None, a non-estimator
+        return False
+    return any(params.get(name) is False for name in ("copy", "copy_X", "copy_x"))
+
+
 def _split_pipeline(estimator, final=True):
     """How a pipeline splits into shared steps: (prefix steps, last), or None: keep it whole.
 
@@ -551,7 +566,10 @@ def _split_pipeline(estimator, final=True):
     if estimator.verbose or getattr(estimator, "transform_input", None):
         return None  # it prints per step, or sends metadata through its steps
     steps = estimator.steps
-    if not steps:
+    if not steps or (final and _writes_in_place(steps[0][1])):
+        # Its first step writes into the training rows, which scikit-learn
+        # then scores the training score on, after every later step's
+        # writes too: only the whole pipeline, in one task, does the same.
         return None
     if imblearn:
         if _compat.routing_enabled():

@@ -441,3 +441,27 @@ def test_a_second_search_finds_its_workers_warm(tmp_path):
     """, log)
     assert "same workers: True" in out
     assert "no process started: True" in out
+
+
+class InnerSearch(ClassifierMixin, BaseEstimator):
+    """An estimator that runs a dklearn search of its own when fitted (nested CV)."""
+
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        WhereFit.seen.append(("outer", threading.current_thread().name, None))
+        GridSearchCV(WhereFit(), {"C": [1.0, 2.0]}, cv=2, refit=False).fit(X, y)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_a_search_inside_a_task_runs_in_that_tasks_thread(no_default_client):
+    WhereFit.seen = []
+    GridSearchCV(InnerSearch(), {"C": [1.0]}, cv=2, scheduler="threads", refit=False).fit(X, y)
+    outer = [name for pid, name, _ in WhereFit.seen if pid == "outer"]
+    inner = {name for pid, name, _ in WhereFit.seen if pid != "outer"}
+    assert len(outer) == 2 and inner <= set(outer)

@@ -26,9 +26,11 @@ imports (with ``.._tasks``, the task bodies); ``distributed`` stands apart.
 
 ``n_jobs`` follows scikit-learn and joblib: ``None`` means the ``n_jobs`` of
 an active ``joblib.parallel_config``, else every core (dklearn's default,
-where scikit-learn's is one); -1 every core, -2 all but one, ``k`` k workers.
+where scikit-learn's is one), or one inside a task of another search;
+-1 every core, -2 all but one, ``k`` k workers.
 """
 
+import threading
 from dataclasses import dataclass, field
 
 import joblib
@@ -77,13 +79,20 @@ def _raise(key, error):
     raise error
 
 
+# Set in dklearn's worker threads and processes: a search inside a task (a
+# search in a cross-validation, say) runs there one task at a time by
+# default, as joblib's nested Parallel calls do, instead of multiplying the
+# workers.
+WORKER = threading.local()
+
+
 def n_workers(n_jobs):
     """Local workers for ``n_jobs``, with scikit-learn's conventions (None: see module doc)."""
     cores = joblib.cpu_count()
     if n_jobs is None:
         n_jobs = _compat.joblib_n_jobs()
         if n_jobs is None:
-            return cores
+            return 1 if getattr(WORKER, "inside", False) else cores
     if n_jobs < 0:
         return max(cores + 1 + n_jobs, 1)
     if n_jobs == 0:

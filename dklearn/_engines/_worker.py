@@ -136,8 +136,9 @@ def serve(conn, idle):
     """Run tasks from ``conn`` one at a time until told to stop (see module doc)."""
     import cloudpickle
 
-    from dklearn import _tasks
+    from dklearn import _engines, _tasks
 
+    _engines.WORKER.inside = True  # a search inside a task runs one task at a time
     _send(conn, ("ready", os.getpid()))
     constants, config = _Constants(), None
     while True:

@@ -43,7 +43,7 @@ import sklearn
 from threadpoolctl import threadpool_limits
 
 from .. import _tasks
-from . import CrashedWorker, FitTimeout, cost, limits
+from . import WORKER, CrashedWorker, FitTimeout, cost, limits
 from .processes import Processes, TaskNotSendable, WorkerUnavailable, warm_count, zygote_ready
 
 # A task past its time limit ends with its worker's own timer; if the worker
@@ -438,6 +438,7 @@ class _Threads:
     def _serve(self, blas, config):
         limits.cap_this_thread(blas)
         sklearn.set_config(**config)
+        WORKER.inside = True
         ident = threading.get_ident()
         clock = _thread_clock(ident)
         if clock is not None:
