@@ -1,17 +1,20 @@
 """Search benchmarks: dklearn against scikit-learn and dask-ml, measured in one run.
 
-    python benchmarks/run.py                       # every workload, 2 repeats
-    python benchmarks/run.py --workloads post mlp --impls sklearn dklearn dklearn-processes
+    python benchmarks/run.py                          # every workload, 2 repeats
+    python benchmarks/run.py --workloads post mlp --impls sklearn dklearn --repeats 3
 
-Each (implementation, workload) fit runs in a fresh Python process (no warm
-caches, no shared thread pools); implementations alternate within a repeat
-and the median over repeats is reported.  Ratios are dklearn / best peer,
-where the peers are scikit-learn GridSearchCV(n_jobs=-1) and dask-ml's
-GridSearchCV (when dask-ml is installed: ``pip install dask-ml``).
+Each (implementation, workload) runs in a fresh Python process (no warm
+caches, no warm workers: a workload that is several searches, "notebook",
+runs them one after another in that one process); implementations
+alternate within a repeat, and the median over repeats is reported.
 
-For the post's workload the benchmark also measures the bound: the distinct
-work run sequentially in one thread with one BLAS thread
-(dklearn scheduler='sync'), divided by the number of cores.
+Implementations: ``sklearn`` (n_jobs=-1), ``sklearn-seq`` (n_jobs=None,
+scikit-learn's default: its sequential loop), ``dask-ml`` (its GridSearchCV
+and RandomizedSearchCV, when installed: ``pip install dask-ml``), and
+``dklearn`` (its default engine; ``dklearn-threads`` etc. name a scheduler).
+Ratios are dklearn / best peer, the best of the other three.  For the
+post's workload the bound is also measured: the distinct work run in one
+thread with one BLAS thread (dklearn's 'sync'), divided by the cores.
 """
 
 import argparse
@@ -22,16 +25,30 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = ("sklearn", "sklearn-seq", "dask-ml")
+
+
+@dataclass
+class Search:
+    """One search of a workload: a search class's name, its arguments, the data."""
+
+    kind: str  # "GridSearchCV", "RandomizedSearchCV", or "nested" (a search in cross_val_score)
+    kwargs: dict
+    X: object
+    y: object
+    fit_params: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------
-# Workloads: each returns (estimator, grid, X, y, cv)
+# Workloads: each returns a list of searches, run one after another
 # --------------------------------------------------------------------------
 
 
 def post():
+    """The 2017 post: PCA -> LogisticRegression, 32 candidates, cv=5, 10000 x 500."""
     from sklearn.datasets import make_classification
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
@@ -49,10 +66,11 @@ def post():
         "logistic__C": [1e-4, 1.0, 10, 1e4],
         "logistic__l1_ratio": [0, 1],
     }
-    return pipe, grid, X, y, 5
+    return [Search("GridSearchCV", dict(estimator=pipe, param_grid=grid, cv=5), X, y)]
 
 
 def text():
+    """CountVectorizer -> Tfidf -> SGD on 3,000 documents, 48 candidates, cv=3."""
     import numpy as np
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
     from sklearn.linear_model import SGDClassifier
@@ -82,10 +100,12 @@ def text():
         "clf__alpha": [1e-5, 1e-4, 1e-3],
         "clf__loss": ["hinge", "log_loss"],
     }
-    return pipe, grid, docs, np.array(labels), 3
+    return [Search("GridSearchCV", dict(estimator=pipe, param_grid=grid, cv=3),
+                   docs, np.array(labels))]
 
 
 def small_fits():
+    """1,000 small fits: DecisionTree on digits, 200 candidates, cv=5."""
     from sklearn.datasets import load_digits
     from sklearn.tree import DecisionTreeClassifier
 
@@ -96,10 +116,12 @@ def small_fits():
         "criterion": ["gini", "entropy"],
         "max_features": [None, "sqrt"],
     }
-    return DecisionTreeClassifier(random_state=0), grid, X, y, 5
+    est = DecisionTreeClassifier(random_state=0)
+    return [Search("GridSearchCV", dict(estimator=est, param_grid=grid, cv=5), X, y)]
 
 
 def mlp():
+    """GIL-bound: MLPClassifier with sgd and batches of 8, 12 candidates, cv=3."""
     from sklearn.datasets import make_classification
     from sklearn.neural_network import MLPClassifier
 
@@ -108,10 +130,11 @@ def mlp():
                         max_iter=15, random_state=0)
     grid = {"alpha": [1e-4, 1e-3, 1e-2], "learning_rate_init": [1e-3, 1e-2],
             "momentum": [0.5, 0.9]}
-    return est, grid, X, y, 3
+    return [Search("GridSearchCV", dict(estimator=est, param_grid=grid, cv=3), X, y)]
 
 
 def columns():
+    """ColumnTransformer -> HistGradientBoosting on a pandas frame, 24 candidates, cv=3."""
     import numpy as np
     import pandas as pd
     from sklearn.compose import ColumnTransformer
@@ -132,17 +155,126 @@ def columns():
         ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
          [f"cat{i}" for i in range(4)]),
     ])
-    pipe = Pipeline([("ct", ct), ("clf", HistGradientBoostingClassifier(random_state=0, max_iter=50))])
+    pipe = Pipeline([("ct", ct), ("clf", HistGradientBoostingClassifier(random_state=0,
+                                                                        max_iter=50))])
     grid = {
         "ct__num__imp__strategy": ["mean", "median"],
         "ct__cat__min_frequency": [None, 0.05],
         "clf__learning_rate": [0.05, 0.1, 0.2],
         "clf__max_leaf_nodes": [15, 31],
     }
-    return pipe, grid, frame, y, 3
+    return [Search("GridSearchCV", dict(estimator=pipe, param_grid=grid, cv=3), frame, y)]
 
 
-WORKLOADS = {"post": post, "text": text, "small_fits": small_fits, "mlp": mlp, "columns": columns}
+def hgb_random():
+    """A randomized search over HistGradientBoosting (OpenMP): no shared prefix."""
+    from scipy.stats import loguniform, randint
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(n_samples=20000, n_features=20, n_informative=10,
+                               random_state=0)
+    dists = {"learning_rate": loguniform(0.01, 0.3), "max_leaf_nodes": randint(8, 64),
+             "l2_regularization": loguniform(1e-4, 1.0), "max_iter": randint(50, 150)}
+    est = HistGradientBoostingClassifier(random_state=0, early_stopping=False)
+    return [Search("RandomizedSearchCV", dict(estimator=est, param_distributions=dists,
+                                              n_iter=12, cv=3, random_state=0), X, y)]
+
+
+def notebook():
+    """Five different searches one after another in one process, as in a notebook."""
+    from sklearn.datasets import load_digits, make_classification
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC
+
+    X, y = load_digits(return_X_y=True)
+    Xm, ym = make_classification(n_samples=1500, n_features=20, random_state=0)
+    return [
+        Search("GridSearchCV", dict(estimator=Pipeline([("scale", StandardScaler()),
+                                                        ("clf", LogisticRegression())]),
+                                    param_grid={"clf__C": [0.01, 0.1, 1, 10]}), X, y),
+        Search("GridSearchCV", dict(estimator=RandomForestClassifier(n_estimators=50,
+                                                                     random_state=0),
+                                    param_grid={"max_depth": [4, 8, None],
+                                                "max_features": ["sqrt", 0.5]}), X, y),
+        Search("GridSearchCV", dict(estimator=Pipeline([("pca", PCA()), ("svc", SVC())]),
+                                    param_grid={"pca__n_components": [20, 40],
+                                                "svc__C": [1, 10], "svc__gamma": [1e-3, 1e-2]}),
+               X, y),
+        Search("GridSearchCV", dict(estimator=KNeighborsClassifier(),
+                                    param_grid={"n_neighbors": [1, 3, 5, 9, 15]}), X, y),
+        Search("GridSearchCV", dict(estimator=MLPClassifier(solver="sgd", batch_size=16,
+                                                            max_iter=10, random_state=0),
+                                    param_grid={"alpha": [1e-4, 1e-2],
+                                                "hidden_layer_sizes": [(10,), (20,)]}),
+               Xm, ym),
+    ]
+
+
+def small_svc():
+    """scikit-learn's grid-search example: SVC over a small grid, a dict of scorers, refit callable."""
+    from sklearn.datasets import load_digits
+    from sklearn.svm import SVC
+
+    X, y = load_digits(n_class=2, return_X_y=True)
+    grid = [{"kernel": ["rbf"], "gamma": [1e-3, 1e-4], "C": [1, 10, 100, 1000]},
+            {"kernel": ["linear"], "C": [1, 10, 100, 1000]}]
+    return [Search("GridSearchCV", dict(estimator=SVC(), param_grid=grid,
+                                        scoring={"precision": "precision", "recall": "recall"},
+                                        refit=_best_precision_callable), X, y)]
+
+
+def _best_precision_callable(results):
+    import numpy as np
+
+    return int(np.argmax(results["mean_test_precision"]))
+
+
+def small_nested():
+    """Nested cross-validation on iris (scikit-learn's example): a search in cross_val_score."""
+    from sklearn.datasets import load_iris
+    from sklearn.svm import SVC
+
+    X, y = load_iris(return_X_y=True)
+    grid = {"C": [1, 10, 100], "gamma": [0.01, 0.1]}
+    return [Search("nested", dict(estimator=SVC(kernel="rbf"), param_grid=grid, cv=4), X, y)
+            for _ in range(5)]
+
+
+def small_kde():
+    """Kernel-density bandwidth search (scikit-learn's example) on digits in 15 dimensions."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+    from sklearn.neighbors import KernelDensity
+
+    X = PCA(n_components=15, whiten=False).fit_transform(load_digits().data)
+    grid = {"bandwidth": np.logspace(-1, 1, 20)}
+    return [Search("GridSearchCV", dict(estimator=KernelDensity(), param_grid=grid), X, None)]
+
+
+def small_krr():
+    """Kernel ridge against Gaussian-process style kernels (scikit-learn's example)."""
+    import numpy as np
+    from sklearn.kernel_ridge import KernelRidge
+
+    rng = np.random.RandomState(42)
+    X = 5 * rng.rand(1000, 1)
+    y = np.sin(X).ravel()
+    y[::5] += 3 * (0.5 - rng.rand(X.shape[0] // 5))
+    grid = {"alpha": [1e0, 0.1, 1e-2, 1e-3], "gamma": np.logspace(-2, 2, 5)}
+    return [Search("GridSearchCV", dict(estimator=KernelRidge(kernel="rbf", gamma=0.1),
+                                        param_grid=grid), X[:100], y[:100])]
+
+
+WORKLOADS = {f.__name__: f for f in (post, text, small_fits, mlp, columns, hgb_random,
+                                     notebook, small_svc, small_nested, small_kde, small_krr)}
 
 
 # --------------------------------------------------------------------------
@@ -150,40 +282,58 @@ WORKLOADS = {"post": post, "text": text, "small_fits": small_fits, "mlp": mlp, "
 # --------------------------------------------------------------------------
 
 
-def measure(impl, workload):
-    estimator, grid, X, y, cv = WORKLOADS[workload]()
+def _classes(impl):
+    """(the module holding the search classes, extra keyword arguments) for ``impl``."""
     if impl == "sklearn":
-        from sklearn.model_selection import GridSearchCV
+        import sklearn.model_selection as module
 
-        search = GridSearchCV(estimator, grid, cv=cv, n_jobs=-1)
-    elif impl == "dask-ml":
-        from dask_ml.model_selection import GridSearchCV
+        return module, {"n_jobs": -1}
+    if impl == "sklearn-seq":
+        import sklearn.model_selection as module
 
-        search = GridSearchCV(estimator, grid, cv=cv)
-    elif impl.startswith("dklearn"):
-        from dklearn.model_selection import GridSearchCV
+        return module, {}
+    if impl == "dask-ml":
+        import dask_ml.model_selection as module
+
+        return module, {}
+    if impl.startswith("dklearn"):
+        import dklearn.model_selection as module
 
         scheduler = impl.partition("-")[2] or None
-        search = GridSearchCV(estimator, grid, cv=cv, scheduler=scheduler)
-    elif impl == "bound":
+        return module, {"scheduler": scheduler} if scheduler else {}
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def _run(search, module, extra):
+    if search.kind == "nested":
+        from sklearn.model_selection import cross_val_score
+
+        inner = module.GridSearchCV(**search.kwargs, **extra)
+        return cross_val_score(inner, search.X, search.y, cv=4).mean()
+    result = getattr(module, search.kind)(**search.kwargs, **extra)
+    result.fit(search.X, search.y, **search.fit_params)
+    return result
+
+
+def measure(impl, workload):
+    searches = WORKLOADS[workload]()
+    if impl == "bound":
         from threadpoolctl import threadpool_limits
 
-        from dklearn.model_selection import GridSearchCV
-
-        search = GridSearchCV(estimator, grid, cv=cv, scheduler="sync", refit=False)
+        module, _ = _classes("dklearn")
         with threadpool_limits(limits=1):
             start = time.perf_counter()
-            search.fit(X, y)
+            for search in searches:
+                _run(search, module, {"scheduler": "sync", "refit": False})
             elapsed = time.perf_counter() - start
         return {"seconds": elapsed / os.cpu_count(), "best": None}
-    else:
-        raise ValueError(f"unknown implementation {impl!r}")
+    module, extra = _classes(impl)
     start = time.perf_counter()
-    search.fit(X, y)
+    results = [_run(search, module, extra) for search in searches]
     elapsed = time.perf_counter() - start
-    # dask-ml has no refit_time_: its refit is not reported.
-    return {"seconds": elapsed, "refit": getattr(search, "refit_time_", None),
-            "best": repr(sorted(search.best_params_.items()))}
+    last = results[-1]
+    best = repr(sorted(last.best_params_.items())) if hasattr(last, "best_params_") else repr(last)
+    return {"seconds": elapsed, "best": best}
 
 
 def run_fresh(impl, workload):
@@ -209,7 +359,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--one", nargs=2, metavar=("IMPL", "WORKLOAD"), help=argparse.SUPPRESS)
     parser.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
-    parser.add_argument("--impls", nargs="+", default=["sklearn", "dask-ml", "dklearn"])
+    parser.add_argument("--impls", nargs="+", default=["sklearn", "sklearn-seq", "dask-ml",
+                                                       "dklearn"])
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--json", help="also write the raw timings here")
     args = parser.parse_args(argv)
@@ -219,11 +370,10 @@ def main(argv=None):
 
     impls = [i for i in args.impls if available(i)]
     print(f"# {time.strftime('%Y-%m-%d')} | {platform.machine()} | {os.cpu_count()} cores | "
-          f"Python {platform.python_version()} | {_versions()}")
+          f"Python {platform.python_version()} | {_versions()}", flush=True)
     raw = {}
     for workload in args.workloads:
         runs = {impl: [] for impl in impls}
-        refits = {impl: [] for impl in impls}  # within each run: the final refit alone
         errors = {}
         extra = ["bound"] if workload == "post" else []
         for repeat in range(args.repeats):
@@ -234,10 +384,8 @@ def main(argv=None):
                     errors[impl] = result["error"]
                     continue
                 runs.setdefault(impl, []).append(result["seconds"])
-                if result.get("refit") is not None:
-                    refits[impl].append(result["refit"])
-        raw[workload] = {"runs": runs, "refits": refits, "errors": errors}
-        _report(workload, runs, errors, refits)
+        raw[workload] = {"runs": runs, "errors": errors}
+        _report(workload, runs, errors)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(raw, f, indent=2)
@@ -263,30 +411,32 @@ def _median(values):
     return statistics.median(values) if values else float("nan")
 
 
-def _report(workload, runs, errors, refits):
+def _best_peer(medians):
+    peers = {k: v for k, v in medians.items() if k in PEERS}
+    return min(peers.items(), key=lambda kv: kv[1]) if peers else (None, float("nan"))
+
+
+def _report(workload, runs, errors):
     medians = {impl: _median(v) for impl, v in runs.items() if v}
-    peers = {k: v for k, v in medians.items() if k in ("sklearn", "dask-ml")}
-    best_peer = min(peers.values()) if peers else float("nan")
+    peer, best = _best_peer(medians)
     cells = "  ".join(f"{impl}={sec:.2f}s" for impl, sec in medians.items())
-    print(f"{workload:11s} {cells}")
-    refit_cells = "  ".join(f"{impl}={_median(v):.2f}s" for impl, v in refits.items() if v)
-    print(f"{'':11s} of which refit: {refit_cells}")
+    print(f"{workload:12s} {cells}", flush=True)
     for impl, sec in medians.items():
-        if impl.startswith("dklearn") and peers:
-            print(f"{'':11s} {impl} / best peer = {sec / best_peer:.2f}")
+        if impl.startswith("dklearn") and peer:
+            print(f"{'':12s} {impl} / best peer ({peer}) = {sec / best:.2f}", flush=True)
         if impl.startswith("dklearn") and "bound" in medians:
-            print(f"{'':11s} {impl} / bound = {sec / medians['bound']:.2f}")
+            print(f"{'':12s} {impl} / bound = {sec / medians['bound']:.2f}", flush=True)
     for impl, message in errors.items():
-        print(f"{'':11s} {impl} failed: {message}")
+        print(f"{'':12s} {impl} failed: {message}", flush=True)
 
 
 def _summary(raw):
     ratios = []
-    for workload, data in raw.items():
+    for data in raw.values():
         medians = {impl: _median(v) for impl, v in data["runs"].items() if v}
-        peers = [v for k, v in medians.items() if k in ("sklearn", "dask-ml")]
-        if "dklearn" in medians and peers:
-            ratios.append(medians["dklearn"] / min(peers))
+        _, best = _best_peer(medians)
+        if "dklearn" in medians and best == best:
+            ratios.append(medians["dklearn"] / best)
     if ratios:
         geo = statistics.geometric_mean(ratios)
         print(f"geometric mean of dklearn / best peer over {len(ratios)} workloads: {geo:.2f}")

@@ -169,6 +169,25 @@ def _picklable(error):
         return RuntimeError(f"{type(error).__name__}: {error}")
 
 
+def nbytes(value):
+    """Roughly the bytes ``value`` pickles to: its arrays' (for the cost of sending it)."""
+    if isinstance(value, Fold):
+        return sum(nbytes(getattr(value, name)) for name in ("X", "y", "test", "test_y", "again"))
+    size = getattr(value, "nbytes", None)
+    if isinstance(size, int):
+        return size
+    if hasattr(value, "data") and hasattr(value, "indices"):  # a sparse matrix
+        return value.data.nbytes + value.indices.nbytes + getattr(value, "indptr", value.data).nbytes
+    if hasattr(value, "memory_usage"):  # a DataFrame
+        try:
+            return int(value.memory_usage(index=False).sum())
+        except Exception:  # noqa: BLE001
+            return 0
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v) for v in value)
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # Slicing the data
 # ---------------------------------------------------------------------------

@@ -465,3 +465,26 @@ def test_a_search_inside_a_task_runs_in_that_tasks_thread(no_default_client):
     outer = [name for pid, name, _ in WhereFit.seen if pid == "outer"]
     inner = {name for pid, name, _ in WhereFit.seen if pid != "outer"}
     assert len(outer) == 2 and inner <= set(outer)
+
+
+class Talker(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        import warnings
+
+        print(f"fitted C={self.C}")
+        warnings.warn(f"a warning from fit C={self.C}", UserWarning)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_what_a_task_prints_and_warns_in_a_worker_process_reaches_the_caller(capsys):
+    with pytest.warns(UserWarning, match="a warning from fit C=2.0"):
+        GridSearchCV(Talker(), {"C": [1.0, 2.0]}, cv=2, scheduler="processes",
+                     refit=False).fit(X, y)
+    assert capsys.readouterr().out.count("fitted C=2.0") == 2

@@ -20,8 +20,8 @@ framing):
     parent -> worker   ("run", job id, payload, deadline seconds or None)
                        ("forget",)                      the search ended
     worker -> parent   ("ready", pid)
-                       ("done", job id, result, wall s, CPU s)
-                       ("error", job id, exception)     the task raised
+                       ("done", job id, result, wall s, CPU s, what it said)
+                       ("error", job id, exception, what it said)   the task raised
                        ("unloadable", job id, traceback)   the task could not be read
                        ("unsendable", job id, traceback)   its result could not be pickled
                        ("bye",)                         idle too long: leaving
@@ -128,6 +128,44 @@ def _exception(error, trace):
 # ---------------------------------------------------------------------------
 
 
+class _Said:
+    """What a task printed and warned, for the parent to print and warn again.
+
+    A task running in a thread of the caller prints to the caller's
+    ``sys.stdout`` and warns through its warning filters (scikit-learn's
+    verbose lines, a ConvergenceWarning); one running here does the same,
+    through its parent.
+    """
+
+    def __enter__(self):
+        import io
+        import warnings
+        from contextlib import redirect_stdout
+
+        self.text = io.StringIO()
+        self.redirect = redirect_stdout(self.text)
+        self.redirect.__enter__()
+        self.catch = warnings.catch_warnings(record=True)
+        self.caught = self.catch.__enter__()
+        warnings.simplefilter("always")  # the parent's filters decide what shows
+        return self
+
+    def __exit__(self, *exc):
+        self.catch.__exit__(*exc)
+        self.redirect.__exit__(*exc)
+        return False
+
+    def output(self):
+        """(printed text, [(category, message, filename, line number)]), cloudpickled."""
+        import cloudpickle
+
+        warned = [(w.category, str(w.message), w.filename, w.lineno) for w in self.caught]
+        try:
+            return cloudpickle.dumps((self.text.getvalue(), warned))
+        except Exception:  # noqa: BLE001 - a warning category that does not pickle
+            return cloudpickle.dumps((self.text.getvalue(), []))
+
+
 def _send(conn, message):
     conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -170,20 +208,26 @@ def serve(conn, idle):
             _send(conn, ("unloadable", job, format_exc()))
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        try:
-            value = _tasks.execute(task, data)
-        except BaseException as error:  # noqa: BLE001 - the parent raises it
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            _send(conn, ("error", job, _exception(error, format_exc())))
+        with _Said() as said:
+            try:
+                value = _tasks.execute(task, data)
+            except BaseException as error:  # noqa: BLE001 - the parent raises it
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                value = None
+                failure = _exception(error, format_exc())
+            else:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                failure = None
+        if failure is not None:
+            _send(conn, ("error", job, failure, said.output()))
             continue
-        signal.setitimer(signal.ITIMER_REAL, 0)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         try:
             result = cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:  # noqa: BLE001
             _send(conn, ("unsendable", job, format_exc()))
             continue
-        _send(conn, ("done", job, result, wall, cpu))
+        _send(conn, ("done", job, result, wall, cpu, said.output()))
         del value, data, task, result
 
 

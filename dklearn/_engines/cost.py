@@ -3,56 +3,58 @@
 A kind is every task that fits (or fits and scores) the same class:
 ``"fit PCA"``, ``"score MLPClassifier"``.  The planner names it; glue tasks
 (stacking union branches, slicing fit parameters) have none and run in the
-calling thread.  Tasks start on threads, which cost nothing to start and
-share intermediate results for free.  For a kind with r tasks not yet
-started, from its tasks that ran (or are running) on N threads:
+calling thread.  Tasks start on N threads, which cost nothing to start and
+share intermediate results for free.  For a kind with r tasks not started,
+from its tasks that ran (or are running) on the threads:
 
     w   wall seconds per task;
     c   CPU seconds per task of the thread that ran it;
-    P   the cores that all worker threads used together (the sum of their
-        CPU clocks over the time since they started).
+    P   the cores all worker threads used together (their CPU clocks over
+        the time since they started).
 
-Threads of one process lose time to each other only through the GIL, and
-only while it is held.  When P is near 1 or above, the GIL is busy: a
-thread's time beyond its own CPU (w - c) is time it waited for the GIL, and
-a process would not wait.  When P is near 0, the GIL is free: that time is
-the task's own waiting (I/O, sleep, BLAS threads of its own), which a
-process would wait too.  So a task would take, alone in a process,
+Threads of one process lose time to each other only through the GIL.  When
+they used about one core together (P below ``SERIALIZED``), the GIL ran them
+one at a time: threads bought nothing but contention, and the kind runs in
+the calling thread instead, where its time alone, a, is then measured.
+Otherwise a task alone is expected to take
 
     a = c + (w - c) * (1 - min(P, 1))
 
-and the kind's remaining work is expected to take
+(time beyond a thread's own CPU is time waiting for the GIL while it is
+busy, and its own waiting, I/O or sleep, while it is free).  The kind's
+remaining work is expected to take
 
     on threads      r * w / N
     here            r * a                (the calling thread, one at a time)
     on processes    L + max(r - L * N / w, 0) * (a + m) / N
 
-where m is the measured cost of moving one task (pickling its inputs and
-result; measured once tasks of the kind have run in processes, 0 before:
-constants travel once per search, not with each task), and L the time until
-workers are ready, during which the threads go on (L * N / w tasks).
-Workers are forks of one interpreter that imports NumPy, SciPy and
-scikit-learn once (``_worker``): L is that interpreter's start (as long as
-it took in this process, 1 s before it first started), and 0 once it runs
-or workers are warm (left by an earlier search of this process).  Its
-imports take one core; a kind worth moving leaves one idle (its threads
-wait for the GIL), so L costs the search nothing else.  Once tasks of a
-kind have run in processes, their measured wall time replaces ``a + m``.
+where m is the cost of sending a task and its result to a worker process:
+the bytes of intermediate results it reads and returns (measured on its
+tasks so far; the search's constants travel once per search, not with each
+task) times the seconds a byte takes to pickle, copy and unpickle in this
+process (measured once).  L is the time until workers are ready, during
+which the current place goes on (L * N / w tasks): workers are forks of one
+interpreter that imports NumPy, SciPy and scikit-learn once (``_worker``),
+so L is that interpreter's start (as long as it took in this process, 1 s
+before it first started), and 0 once it runs or workers are warm (left by
+an earlier search of this process).  Its imports take one core, which a
+kind worth moving leaves idle (its threads wait for the GIL).  Once tasks
+of a kind have run in processes, their measured wall time (round trip)
+replaces ``a + m``.
 
-The rule: each kind runs where its expected time is least.  A kind is
-judged once its tasks have run ``SAMPLE_SWITCHES`` GIL switch intervals per
-worker (a share measured over fewer is noise), from running tasks too (the
-CPU a running task has had is a lower bound of c, which may decide a move,
-never a stay), so a search of long GIL-bound fits moves before its first
-fit ends.  A move must gain more than one task's time (tasks start whole,
-so a smaller expected gain is none).  It moves at most twice: once from threads, on the estimate, and
-once back if, after a task per worker there, the measured time in its new
-place is worse than on threads (estimates of tiny tasks are noisy; a kind
-that kept being re-judged would flap between places for nothing).  Every term is a time measured on this machine, by this search:
-nothing in the rule is tuned on a benchmark, so it reads the same on 2
-cores and on 64.  In words: move a kind to processes when the time its
-threads lose to the GIL exceeds what moving costs; run it in the calling
-thread when threads are slower than doing the work alone.
+The rule: each kind runs where its expected time is least, and moves only
+for a gain of more than one task's time (tasks start whole).  A kind is
+judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
+worker where it is (a share measured over fewer is noise; after a move, the
+sample starts again, so a kind cannot flap), from running tasks too (the
+CPU a running task has had bounds c from below: it may decide a move, never
+a stay), so a search of long GIL-bound fits moves before its first fit
+ends.  What a kind measured is kept for the next search of this process
+that runs it, which starts it where it ended, its old measurements counting
+half: a notebook's second search, or the inner searches of a nested
+cross-validation, need not learn again what the first learned.  Every term
+is a time measured on this machine: nothing in the rule is tuned on a
+benchmark, so it reads the same on 2 cores and on 64.
 
 Hard constraints come first: a kind whose tasks cannot be pickled stays in
 this process; once a task killed a worker process, every kind runs in
@@ -65,24 +67,55 @@ import time
 # A share of a core is judged over at least this many GIL switch intervals
 # per worker (sys.getswitchinterval(): 5 ms by default, so 0.1 s).
 SAMPLE_SWITCHES = 20
+# Threads that together used fewer cores than this ran one at a time: a
+# GIL-bound kind measures 1.0-1.2 on any number of threads (one runs, plus
+# the C calls that let go of the GIL), one that runs in parallel near N.
+SERIALIZED = 1.25
 # Seconds a worker process takes to start before one has been measured here.
 START_SECONDS_PRIOR = 1.0
 # Worker starts measured in this process, for the estimates of later searches.
 _STARTS = []
+_SECONDS_PER_BYTE = []
+# What each kind measured in earlier searches of this process (see module doc).
+_KNOWN = {}
+
+
+def seconds_per_byte():
+    """What a byte of a task's data costs to send to a worker: pickle, copy, unpickle
+    (measured once per process on 4 MB of floats)."""
+    if not _SECONDS_PER_BYTE:
+        import pickle
+
+        import numpy as np
+
+        data = np.ones(1 << 19)
+        start = time.perf_counter()
+        blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.loads(bytes(blob))
+        _SECONDS_PER_BYTE.append((time.perf_counter() - start) / data.nbytes)
+    return _SECONDS_PER_BYTE[0]
 
 
 class _Kind:
-    __slots__ = ("left", "wall", "cpu", "n", "proc_wall", "proc_n", "place", "pinned", "moves")
+    __slots__ = ("left", "wall", "cpu", "n", "here_wall", "here_n", "proc_wall", "proc_n",
+                 "bytes", "bytes_n", "place", "before", "pinned", "fresh")
 
-    def __init__(self, left):
+    def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
         self.wall = self.cpu = 0.0  # summed over finished tasks on threads
         self.n = 0
-        self.proc_wall = 0.0  # summed over finished tasks in processes (round trip)
-        self.proc_n = 0
-        self.place = "threads"
+        self.here_wall, self.here_n = 0.0, 0
+        self.proc_wall, self.proc_n = 0.0, 0  # round trips, a worker's first task excepted
+        self.bytes, self.bytes_n = 0, 0  # intermediate data read and returned, per task
+        self.place = self.before = "threads"
         self.pinned = None  # a place it must stay in
-        self.moves = 0
+        self.fresh = 0.0  # seconds of tasks measured where it is since it moved there
+        if known is not None:  # an earlier search's measurements, counting half
+            for name in ("wall", "cpu", "n", "here_wall", "here_n", "proc_wall", "proc_n",
+                         "bytes", "bytes_n"):
+                setattr(self, name, getattr(known, name) / 2)
+            self.place = self.before = known.place
+            self.fresh = float("inf")
 
 
 class Router:
@@ -90,7 +123,8 @@ class Router:
 
     def __init__(self, workers, fixed, counts, verbose=0):
         self.workers, self.fixed, self.verbose = workers, fixed, verbose
-        self.kinds = {kind: _Kind(n) for kind, n in counts.items() if kind is not None}
+        self.kinds = {kind: _Kind(n, _KNOWN.get(kind) if fixed is None else None)
+                      for kind, n in counts.items() if kind is not None}
         self.sample = SAMPLE_SWITCHES * sys.getswitchinterval()
         self.processes_broken = None
         self.warm = 0
@@ -99,6 +133,8 @@ class Router:
         self.look_at = time.perf_counter() + self.sample
         self.step = self.sample
         self.threads = None  # the loop's threads, once started
+        self.leaves_threads = set()  # kinds that go elsewhere now
+        self._changed = False
 
     # -- what the loop asks ----------------------------------------------------
 
@@ -114,14 +150,30 @@ class Router:
         if state.pinned:
             return (state.pinned,)
         if state.place == "processes":
-            return ("processes", "threads")  # threads while the workers start
+            return ("processes", state.before)  # where it was, while the workers start
         return (state.place,)
+
+    def moved(self):
+        """Whether a kind changed places since the last call."""
+        changed, self._changed = self._changed, False
+        return changed
 
     def next_look(self):
         """When the loop should wake up to let the rule look at running tasks."""
         if self.fixed is not None or self.crashed_once or self.threads is None:
             return float("inf")
         return self.look_at
+
+    def wants_bytes(self, kind):
+        """Whether the rule still needs the sizes of this kind's data."""
+        return self.fixed is None and kind in self.kinds
+
+    def remember(self):
+        """Keep what each kind measured for the next search of this process."""
+        if self.fixed is None and not self.crashed_once:
+            for kind, state in self.kinds.items():
+                if not state.pinned:
+                    _KNOWN[kind] = state
 
     # -- what the loop tells ---------------------------------------------------
 
@@ -130,10 +182,13 @@ class Router:
         if state is not None:
             state.left -= 1
 
-    def finished(self, kind, place, wall, cpu):
+    def finished(self, kind, place, wall, cpu, nbytes=None):
         state = self.kinds.get(kind)
         if state is None:
             return
+        if nbytes is not None:
+            state.bytes += nbytes
+            state.bytes_n += 1
         if place == "processes":
             state.proc_wall += wall
             state.proc_n += 1
@@ -141,6 +196,11 @@ class Router:
             state.wall += wall
             state.cpu += cpu
             state.n += 1
+        else:
+            state.here_wall += wall
+            state.here_n += 1
+        if place == state.place:
+            state.fresh += wall
         if self.fixed is None:
             self._judge(kind, state, ())
 
@@ -160,6 +220,8 @@ class Router:
 
     def crashed(self):
         self.crashed_once = True
+        self.leaves_threads = set(self.kinds)
+        self._changed = True
 
     def unavailable(self, kind, place, error):
         """Tasks of ``kind`` cannot run in ``place`` (``error`` says why)."""
@@ -168,17 +230,16 @@ class Router:
         state = self.kinds.get(kind)
         if state is not None and place == "processes":
             state.pinned = "threads"
-            self._say(f"{kind!r} stays in this process: {error}")
+            self._place(kind, state, "threads", f"stays in this process: {error}")
 
     def broken(self, error):
         """Worker processes cannot be used at all in this search."""
         if self.fixed == "processes" or self.crashed_once:
             raise error
         self.processes_broken = error
-        for state in self.kinds.values():
+        for kind, state in self.kinds.items():
             if state.place == "processes":
-                state.place = "threads"
-        self._say(f"worker processes unavailable, staying on threads: {error}")
+                self._place(kind, state, "threads", f"no worker process: {error}")
 
     def look(self, now):
         """Judge kinds from the tasks running on threads too (long fits)."""
@@ -193,49 +254,53 @@ class Router:
     # -- the rule ----------------------------------------------------------------
 
     def _judge(self, kind, state, running):
-        if state.left <= 0 or state.pinned or self.processes_broken is not None:
+        if state.left <= 0 or state.pinned:
             return
-        if state.moves >= 2 or (state.moves == 1 and state.proc_n < self.workers
-                                and state.place == "processes"):
+        n, r = self.workers, state.left
+        # A sample where it is now, before judging (again).
+        fresh = state.fresh + sum(w for w, _ in running)
+        if fresh < self.sample * (1 if state.place == "here" else n):
             return
-        n = self.workers
-        times = {}
-        if state.n or running:
-            wall = state.wall + sum(w for w, _ in running)
-            if wall < self.sample * n and not state.proc_n:
-                return  # not enough seen yet
-            cpu = state.cpu + sum(c for _, c in running)
-            if state.n:
-                w, c = state.wall / state.n, state.cpu / state.n
-            else:  # running tasks only: what they had so far bounds c from below
-                c = max(c for _, c in running)
-                w = c * wall / max(cpu, 1e-9)
-            busy = min(self.threads.cores_used(), 1.0) if self.threads is not None else 1.0
-            alone = c + (w - c) * (1.0 - busy)
-            times["threads"] = state.left * w / n
-            times["here"] = state.left * alone
+        if state.n:
+            w, c = state.wall / state.n, state.cpu / state.n
+        elif running:  # running tasks only: what they had so far bounds c from below
+            wall, cpu = sum(w for w, _ in running), sum(c for _, c in running)
+            c = max(c for _, c in running)
+            w = c * wall / max(cpu, 1e-9)
         else:
-            return  # never ran on threads: nothing to compare with
-        if state.proc_n:
-            times["processes"] = state.left * (state.proc_wall / state.proc_n) / n
+            return  # nothing measured on threads
+        used = self.threads.cores_used() if self.threads is not None else 1.0
+        serialized = used < SERIALIZED and n > 1
+        if state.here_n:
+            alone = state.here_wall / state.here_n
         else:
+            alone = c + (w - c) * (1.0 - min(used, 1.0))
+        times = {"here": r * alone}
+        if not serialized:
+            times["threads"] = r * w / n
+        if self.processes_broken is None:
+            if state.proc_n:
+                per_task = state.proc_wall / state.proc_n
+            else:
+                per_task = alone + (state.bytes / max(state.bytes_n, 1)) * seconds_per_byte()
             late = self.latency()
-            times["processes"] = late + max(state.left - late * n / w, 0) * alone / n
+            now_per_task = w / n if state.place == "threads" else alone
+            times["processes"] = late + max(r - late / max(now_per_task, 1e-9), 0) * per_task / n
         best = min(times, key=times.get)
         if not state.n and best != "processes":
             return  # a lower bound of c may decide a move, never a stay
-        if times.get(state.place, float("inf")) - times[best] <= w:
-            return  # tasks start whole: a gain of less than one is none
-        if state.moves == 1 and best != "threads":
-            return  # the second move only goes back
-        if best != state.place:
-            state.moves += 1
-            self._say(
-                f"{kind!r} -> {best}: {state.left} tasks left, expected "
-                + ", ".join(f"{p} {t:.2f} s" for p, t in times.items())
-            )
-            state.place = best
+        current = times.get(state.place, float("inf"))
+        if best != state.place and (current - times[best] > w or state.place not in times):
+            self._place(kind, state, best, "expected " + ", ".join(
+                f"{p} {t:.2f} s" for p, t in times.items()) + f" for {r} tasks")
 
-    def _say(self, message):
+    def _place(self, kind, state, place, why):
+        state.place, state.before = place, state.place
+        state.fresh = 0.0
+        self._changed = True
+        if place == "threads":
+            self.leaves_threads.discard(kind)
+        else:
+            self.leaves_threads.add(kind)
         if self.verbose >= 1:
-            print(f"[dklearn] {message}", flush=True)
+            print(f"[dklearn] {kind!r} -> {place}: {why}", flush=True)

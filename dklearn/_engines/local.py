@@ -5,9 +5,13 @@ fold), then the (candidate, fold) tasks that read them.  The loop keeps, for
 each task, how many unfinished tasks it waits for.  A finished task makes
 its dependents ready; ready tasks start newest first (the final fits that
 read a prefix run soon after it, and its output is freed once its last
-reader is done) as long as fewer than ``workers`` tasks run.  The loop
-thread is the caller's; it sleeps until a task ends, a worker process
-speaks, or the cost model or a time limit wants a look.
+reader is done).  Each worker, thread or process, holds one task ahead of
+the one it runs: it starts the next the moment it is done, instead of
+waiting for this thread to wake up, which takes the GIL from busy threads
+(up to a switch interval, 5 ms, a task: as long as a small fit).  So up to
+2 x ``workers`` tasks are handed out at once.  The loop thread is the
+caller's; it sleeps until a task ends, a worker process speaks, or the cost
+model or a time limit wants a look.
 
 Each task runs in one of three places:
 
@@ -34,17 +38,16 @@ task where ``dask.local`` keeps several sets.
 
 import collections
 import os
-import queue
 import threading
 import time
 from multiprocessing import connection
 
 import sklearn
-from threadpoolctl import threadpool_limits
 
 from .. import _tasks
 from . import WORKER, CrashedWorker, FitTimeout, cost, limits
-from .processes import Processes, TaskNotSendable, WorkerUnavailable, warm_count, zygote_ready
+from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
+                        zygote_ready)
 
 # A task past its time limit ends with its worker's own timer; if the worker
 # is still there this much later, the loop kills it.
@@ -74,13 +77,20 @@ def run(graph, keys, kinds, scheduler, workers, options, hooks):
 
 
 class _Job:
-    __slots__ = ("key", "kind", "place", "started", "deadline", "worker")
+    __slots__ = ("key", "kind", "place", "started", "timeout", "first", "nbytes")
 
-    def __init__(self, key, kind, place, deadline=None):
+    def __init__(self, key, kind, place, timeout=None):
         self.key, self.kind, self.place = key, kind, place
-        self.started = time.perf_counter()
-        self.deadline = deadline
-        self.worker = None
+        self.started = None  # when it starts, not when it is handed out
+        self.timeout = timeout
+        self.first = False  # the first task of its worker
+        self.nbytes = None  # intermediate data it reads (for the cost model), if asked
+
+    @property
+    def deadline(self):
+        if self.timeout is None or self.started is None:
+            return None
+        return self.started + self.timeout
 
 
 class _Loop:
@@ -167,11 +177,16 @@ class _Loop:
             while self.waiting:
                 self._dispatch()
                 self._wait()
+        self.router.remember()
         return [self.results[k] for k in self.keys]
 
     def _dispatch(self):
+        threads = self.places.get("threads")
+        if threads is not None and self.router.moved():
+            # Tasks handed to threads ahead, of kinds that now go elsewhere: back.
+            self.ready.extend(threads.recall(self.router.leaves_threads))
         skipped = []
-        while self.ready and len(self.running) < self.workers:
+        while self.ready and len(self.running) < 2 * self.workers + self._leaving():
             key = self.ready.pop()
             kind = self.kinds.get(key)
             place = self._place(kind)
@@ -180,6 +195,13 @@ class _Loop:
                 continue
             self._start(key, kind, place)
         self.ready.extend(reversed(skipped))
+
+    def _leaving(self):
+        """Thread tasks of kinds that moved to processes, still running: they finish
+        where they are, and hold one core between them at most (the GIL is why
+        they moved), so the processes do not wait for them."""
+        threads = self.places.get("threads")
+        return threads.running_of(self.router.leaves_threads) if threads is not None else 0
 
     def _place(self, kind):
         for name in self.router.places(kind):
@@ -203,11 +225,17 @@ class _Loop:
 
     def _start(self, key, kind, place):
         timeout = self.options.fit_timeout if place.name == "processes" and kind else None
-        job = _Job(key, kind, place, time.perf_counter() + timeout if timeout else None)
+        job = _Job(key, kind, place, timeout)
         values = self.values
         inputs = {dep: values[dep] for dep in self.deps[key]}
+        if place.name != "processes" and self.router.wants_bytes(kind):
+            job.nbytes = sum(_tasks.nbytes(v) for k, v in inputs.items()
+                             if not self.is_constant(k))
         try:
             place.start(job, self.graph[key], inputs, timeout)
+        except Resend:
+            self.ready.append(key)
+            return
         except (TaskNotSendable, WorkerUnavailable) as error:
             self.router.unavailable(kind, place.name, error)  # raises if fixed there
             self.ready.append(key)
@@ -219,8 +247,9 @@ class _Loop:
         now = time.perf_counter()
         wake = self.router.next_look()
         for job in self.running.values():
-            if job.deadline is not None and job.deadline + KILL_GRACE < wake:
-                wake = job.deadline + KILL_GRACE
+            deadline = job.deadline
+            if deadline is not None and deadline + KILL_GRACE < wake:
+                wake = deadline + KILL_GRACE
         timeout = None if wake == float("inf") else max(wake - now, 0.0)
         procs = self.places.get("processes")
         conns = procs.connections() if procs is not None else []
@@ -235,9 +264,11 @@ class _Loop:
             self._handle(*event)
         now = time.perf_counter()
         for job in [j for j in self.running.values()
-                    if j.deadline and now >= j.deadline + KILL_GRACE]:
+                    if j.deadline is not None and now >= j.deadline + KILL_GRACE]:
             # Its own timer did not end it (a process stuck in the kernel?): kill it.
-            procs.stop(job)
+            for ahead in procs.stop(job):  # held by that worker, never started
+                del self.running[ahead.key]
+                self.ready.append(ahead.key)
             del self.running[job.key]
             self._timed_out(job, now)
         self.router.look(now)
@@ -254,7 +285,10 @@ class _Loop:
         del self.running[job.key]
         job.place.done(job)
         if outcome == "ok":
-            self.router.finished(job.kind, job.place.name, wall, cpu)
+            if job.nbytes is not None:  # what it would send back from a worker process
+                job.nbytes += _tasks.nbytes(value)
+            if not job.first:  # a worker's first task also loads what the search sends once
+                self.router.finished(job.kind, job.place.name, wall, cpu, job.nbytes)
             self._finish(job.key, value)
         elif outcome == "error":
             raise value
@@ -394,7 +428,8 @@ class _Here:
 
     def start(self, job, task, inputs, timeout=None):
         if self.openmp is None and self.blas:  # capped as in a worker thread: equal results
-            self.openmp = threadpool_limits(limits=self.blas, user_api="openmp")
+            self.openmp = limits.cap_this_thread(self.blas)
+        job.started = time.perf_counter()
         self.inbox.post((job, *_timed(task, inputs)))
 
     def done(self, job):
@@ -406,14 +441,19 @@ class _Here:
 
 
 class _Threads:
-    """``workers`` threads of this process, each under the caller's configuration."""
+    """``workers`` threads of this process, each under the caller's configuration.
+
+    Tasks wait in a queue that the loop can take back from (``recall``): a
+    task of a kind that moved to processes, not started yet, goes there.
+    """
 
     name = "threads"
 
     def __init__(self, inbox, workers, blas, config):
         self.inbox, self.workers = inbox, workers
-        self.busy = 0  # read and written by the loop thread only
-        self.jobs = queue.SimpleQueue()
+        self.busy = 0  # handed out and not answered: read and written by the loop only
+        self.queue = collections.deque()
+        self.ready = threading.Condition()
         self.clocks = {}  # thread ident -> (its CPU clock, running job, its CPU at the start)
         self.cpu_clocks = []  # (each thread's CPU clock, its CPU when it started)
         self.since = time.perf_counter()
@@ -426,14 +466,28 @@ class _Threads:
             thread.start()
 
     def free(self):
-        return self.busy < self.workers
+        return self.busy < 2 * self.workers  # a task running and one ahead, each
 
     def start(self, job, task, inputs, timeout=None):
         self.busy += 1
-        self.jobs.put((job, task, inputs))
+        with self.ready:
+            self.queue.append((job, task, inputs))
+            self.ready.notify()
 
     def done(self, job):
         self.busy -= 1
+
+    def recall(self, kinds):
+        """Take back the tasks of ``kinds`` no thread has started; their keys."""
+        with self.ready:
+            back = [item for item in self.queue if item[0].kind in kinds]
+            for item in back:
+                self.queue.remove(item)
+        self.busy -= len(back)
+        return [job.key for job, _, _ in back]
+
+    def running_of(self, kinds):
+        return sum(job.kind in kinds for _, job, _ in list(self.clocks.values()))
 
     def _serve(self, blas, config):
         limits.cap_this_thread(blas)
@@ -444,10 +498,14 @@ class _Threads:
         if clock is not None:
             self.cpu_clocks.append((clock, time.clock_gettime(clock)))
         while True:
-            item = self.jobs.get()
+            with self.ready:
+                while not self.queue:
+                    self.ready.wait()
+                item = self.queue.popleft()
             if item is None:
                 return
             job, task, inputs = item
+            job.started = time.perf_counter()
             self.clocks[ident] = (clock, job, time.thread_time())
             outcome = _timed(task, inputs)
             del self.clocks[ident]
@@ -480,16 +538,12 @@ class _Threads:
         return cpu / max(time.perf_counter() - self.since, 1e-9)
 
     def close(self, abort):
-        # After Ctrl-C or an error, a running task ends on its own, unwaited.
-        if abort:  # tasks not started yet are dropped
-            while True:
-                try:
-                    self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-        for _ in self.threads:
-            self.jobs.put(None)
-        if not abort:
+        with self.ready:
+            if abort:  # tasks not started yet are dropped
+                self.queue.clear()
+            self.queue.extend([None] * len(self.threads))
+            self.ready.notify_all()
+        if not abort:  # after Ctrl-C or an error, a running task ends on its own, unwaited
             for thread in self.threads:
                 thread.join()
 

@@ -28,6 +28,7 @@ leave when this process exits, however it exits.
 """
 
 import atexit
+import collections
 import itertools
 import os
 import pickle
@@ -53,6 +54,10 @@ MMAP_BYTES = 1 << 20
 
 class WorkerUnavailable(RuntimeError):
     """No worker process could run the task (one could not start, or left)."""
+
+
+class Resend(Exception):
+    """The worker chosen for a task is gone: the task goes to another one."""
 
 
 class TaskNotSendable(RuntimeError):
@@ -122,7 +127,9 @@ class _Worker:
         self.conn = zygote.fork(blas)
         self.blas = blas
         self.pid = None  # known once ready
-        self.job = None
+        self.jobs = collections.deque()  # the one it runs, then the one it holds ahead
+        self.served = 0
+        self.gone = False  # a send failed: its end of the socket, to read, says how
 
     @property
     def ready(self):
@@ -166,6 +173,8 @@ def _take_warm(n, blas):
     """Up to ``n`` idle workers from earlier searches with the same BLAS cap."""
     with _LOCK:
         taken = [w for w in _WARM if w.blas == blas][:n]
+        for worker in taken:
+            worker.served = 1  # its first task loads nothing it has not seen
         for worker in [w for w in _WARM if w.blas != blas]:
             worker.kill()  # a cap no search asks for now
         _WARM[:] = []
@@ -204,6 +213,17 @@ def _shut_down():
         worker.conn.close()  # it reads the end of its socket and leaves
     if zygote is not None:
         zygote.close()
+
+
+def _repeat(said):
+    """Print and warn here what a task printed and warned in its worker process."""
+    import warnings
+
+    text, warned = cloudpickle.loads(said)
+    if text:
+        sys.stdout.write(text)
+    for category, message, filename, lineno in warned:
+        warnings.warn_explicit(message, category, filename, lineno)
 
 
 class Store:
@@ -276,11 +296,12 @@ class Processes:
         return sum(w.ready for w in self.workers)
 
     def free(self):
-        return any(w.ready and w.job is None for w in self.workers)
+        return any(w.ready and not w.gone and len(w.jobs) < 2 for w in self.workers)
 
     def connections(self):
-        """Sockets the loop waits on: workers starting or running a task, a starting zygote."""
-        conns = [w.conn for w in self.workers if not w.ready or w.job is not None]
+        """Sockets the loop waits on: workers starting, running a task or gone; a starting
+        zygote."""
+        conns = [w.conn for w in self.workers if not w.ready or w.jobs or w.gone]
         if self.zygote is not None and not self.zygote.ready:
             conns.append(self.zygote.sock)
         return conns
@@ -288,7 +309,8 @@ class Processes:
     # -- tasks ---------------------------------------------------------------------
 
     def start(self, job, task, inputs, timeout=None):
-        worker = next(w for w in self.workers if w.ready and w.job is None)
+        worker = min((w for w in self.workers if w.ready and not w.gone and len(w.jobs) < 2),
+                     key=lambda w: len(w.jobs))
         if self.store is None:
             self.store = Store()
         try:
@@ -303,19 +325,27 @@ class Processes:
             ) from error
         try:
             worker.send(("run", next(self._jobs), payload, timeout))
-        except OSError:  # it left while idle: another takes its place
-            self._replace(worker)
-            raise WorkerUnavailable("a worker process left before it got a task") from None
-        worker.job = job
+        except OSError:  # it died, or left idle: ``receive`` will read why
+            worker.gone = True
+            raise Resend() from None
+        if not worker.jobs:
+            job.started = time.perf_counter()
+        job.first = worker.served == 0
+        worker.served += 1
+        worker.jobs.append(job)
 
     def done(self, job):
         pass  # the worker is free from the moment its answer is read
 
     def stop(self, job):
-        """Kill the worker running ``job`` (past its time limit) and start another."""
-        worker = next(w for w in self.workers if w.job is job)
+        """Kill the worker running ``job`` (past its time limit) and start another.
+
+        Returns the job it held ahead, if any, which never started.
+        """
+        worker = next(w for w in self.workers if w.jobs and w.jobs[0] is job)
         worker.kill()
         self._replace(worker)
+        return list(worker.jobs)[1:]
 
     def _replace(self, worker):
         self.workers.remove(worker)
@@ -331,14 +361,17 @@ class Processes:
             events.append((None, "zygote", self.zygote.start_seconds, 0.0, 0.0))
         for worker in [w for w in self.workers if w.conn in conns]:
             message = worker.receive()
-            job = worker.job
             if message is None or message[0] == "bye":
                 worker.conn.close()
                 self._replace(worker)
-                if job is not None:  # it died under its task, or left before reading it
-                    outcome = "crashed" if message is None else "unavailable"
-                    events.append((job, outcome, None, time.perf_counter() - job.started, 0.0))
-                elif not worker.ready and (self.zygote is None or not self.zygote.alive()):
+                jobs = list(worker.jobs)
+                if jobs and message is None:  # it died under its task
+                    head = jobs.pop(0)
+                    events.append((head, "crashed", None,
+                                   time.perf_counter() - head.started, 0.0))
+                # The rest never started (or it left idle, before reading them).
+                events.extend((job, "unavailable", None, 0.0, 0.0) for job in jobs)
+                if not worker.ready and (self.zygote is None or not self.zygote.alive()):
                     events.append((None, "broken", WorkerUnavailable(
                         "A worker process exited before it was ready."), 0.0, 0.0))
                 continue
@@ -347,12 +380,16 @@ class Processes:
                 worker.pid = message[1]
                 events.append((None, "ready", None, 0.0, 0.0))
                 continue
-            worker.job = None
+            job = worker.jobs.popleft()
+            if worker.jobs:  # the one held ahead starts now
+                worker.jobs[0].started = time.perf_counter()
             if op == "done":
-                _, _, result, _, cpu = message
+                _, _, result, _, cpu, said = message
+                _repeat(said)
                 events.append((job, "ok", cloudpickle.loads(result),
                                time.perf_counter() - job.started, cpu))
             elif op == "error":
+                _repeat(message[3])
                 events.append((job, "error", cloudpickle.loads(message[2]), 0.0, 0.0))
             else:  # "unloadable" / "unsendable"
                 what = "read the task" if op == "unloadable" else "send back the result"
@@ -365,7 +402,7 @@ class Processes:
         """Kill the workers still running a task; hand the others to the next search."""
         keep = []
         for worker in self.workers:
-            if worker.job is not None:
+            if worker.jobs:
                 worker.kill()
                 continue
             if not worker.ready:  # it leaves as soon as it sees its socket closed
