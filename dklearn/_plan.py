@@ -23,7 +23,9 @@ its whole state.
 
 The kind of a task (``kinds[key]``: ``"fit PCA"``, ``"score SVC"``) is what
 the engine measures and places; glue tasks (stacking union branches,
-slicing fit parameters) have none.
+slicing fit parameters) have none, and neither has a task that calls
+scikit-learn's fit callbacks, which hold the caller's own objects: the
+engine runs those in the calling thread.
 
 What is decomposed, and the contracts it relies on
 --------------------------------------------------
@@ -368,7 +370,8 @@ class Planner:
                 None if label is None else Const(label),
                 callback,
             )
-            self.kinds[key] = f"score {type(estimator).__name__}"
+            if callback is None:  # with callbacks, the caller's objects: the caller's thread
+                self.kinds[key] = f"score {type(estimator).__name__}"
         return key
 
     def _inputs(self, flow, params, fold):

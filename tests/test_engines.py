@@ -233,7 +233,10 @@ def test_local_mode_opens_no_port(scheduler):
     after = {c.laddr for c in me.net_connections(kind="inet")}
     assert after <= before
     for child in me.children(recursive=True):
-        assert not child.net_connections(kind="inet")
+        try:
+            assert not child.net_connections(kind="inet")
+        except (psutil.NoSuchProcess, FileNotFoundError):  # it left meanwhile
+            pass
 
 
 def test_a_worker_process_imports_the_task_bodies_without_dask_or_the_searches():

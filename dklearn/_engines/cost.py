@@ -9,8 +9,7 @@ from its tasks that ran (or are running) on the threads:
 
     w   wall seconds per task;
     c   CPU seconds per task of the thread that ran it;
-    P   the cores all worker threads used together (their CPU clocks over
-        the time since they started).
+    P   the cores N threads of this kind use together: N * c / w.
 
 Threads of one process lose time to each other only through the GIL.  When
 they used about one core together (P below ``SERIALIZED``), the GIL ran them
@@ -32,7 +31,8 @@ where m is the cost of sending a task and its result to a worker process:
 the bytes of intermediate results it reads and returns (measured on its
 tasks so far; the search's constants travel once per search, not with each
 task) times the seconds a byte takes to pickle, copy and unpickle in this
-process (measured once).  L is the time until workers are ready, during
+process (measured once); and since this one thread pickles and writes
+every task, processes complete at most one task per m / 2 seconds.  L is the time until workers are ready, during
 which the current place goes on (L * N / w tasks): workers are forks of one
 interpreter that imports NumPy, SciPy and scikit-learn once (``_worker``),
 so L is that interpreter's start (as long as it took in this process, 1 s
@@ -43,10 +43,14 @@ of a kind have run in processes, their measured wall time (round trip)
 replaces ``a + m``.
 
 The rule: each kind runs where its expected time is least, and moves only
-for a gain of more than one task's time (tasks start whole).  A kind is
+away from contention, never back: from threads to the calling thread or to
+processes, and from the calling thread to processes.  A move needs a gain
+larger than one task's time (tasks start whole) and than twice the spread
+of the measured mean (candidates take unequal times: a smaller gain is
+noise, and a move that does not pay cannot be undone).  A kind is
 judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
 worker where it is (a share measured over fewer is noise; after a move, the
-sample starts again, so a kind cannot flap), from running tasks too (the
+sample starts again), from running tasks too (the
 CPU a running task has had bounds c from below: it may decide a move, never
 a stay), so a search of long GIL-bound fits moves before its first fit
 ends.  What a kind measured is kept for the next search of this process
@@ -81,8 +85,12 @@ _KNOWN = {}
 
 
 def seconds_per_byte():
-    """What a byte of a task's data costs to send to a worker: pickle, copy, unpickle
-    (measured once per process on 4 MB of floats)."""
+    """What a byte of a task's data costs to send to a worker (measured once per process).
+
+    Pickling it and unpickling it into fresh memory, measured on 4 MB of
+    floats, twice: the socket copies each byte twice more, into the kernel
+    and out of it, as pickle and unpickle do.
+    """
     if not _SECONDS_PER_BYTE:
         import pickle
 
@@ -91,30 +99,31 @@ def seconds_per_byte():
         data = np.ones(1 << 19)
         start = time.perf_counter()
         blob = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
-        pickle.loads(bytes(blob))
-        _SECONDS_PER_BYTE.append((time.perf_counter() - start) / data.nbytes)
+        pickle.loads(blob)
+        _SECONDS_PER_BYTE.append(2 * (time.perf_counter() - start) / data.nbytes)
     return _SECONDS_PER_BYTE[0]
 
 
 class _Kind:
-    __slots__ = ("left", "wall", "cpu", "n", "here_wall", "here_n", "proc_wall", "proc_n",
-                 "bytes", "bytes_n", "place", "before", "pinned", "fresh")
+    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
+                 "proc_wall", "bytes", "bytes_n", "place", "came_from", "pinned",
+                 "fresh")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
-        self.wall = self.cpu = 0.0  # summed over finished tasks on threads
-        self.n = 0
-        self.here_wall, self.here_n = 0.0, 0
-        self.proc_wall, self.proc_n = 0.0, 0  # round trips, a worker's first task excepted
+        self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
+        self.here_n, self.here_wall = 0, 0.0
+        self.proc_n, self.proc_wall = 0, 0.0  # round trips, a worker's first task excepted
         self.bytes, self.bytes_n = 0, 0  # intermediate data read and returned, per task
-        self.place = self.before = "threads"
+        self.place = "threads"
+        self.came_from = "threads"  # where it goes while workers start, if it moved to them
         self.pinned = None  # a place it must stay in
         self.fresh = 0.0  # seconds of tasks measured where it is since it moved there
         if known is not None:  # an earlier search's measurements, counting half
-            for name in ("wall", "cpu", "n", "here_wall", "here_n", "proc_wall", "proc_n",
-                         "bytes", "bytes_n"):
+            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
+                         "proc_wall", "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
-            self.place = self.before = known.place
+            self.place, self.came_from = known.place, known.came_from
             self.fresh = float("inf")
 
 
@@ -149,8 +158,8 @@ class Router:
         state = self.kinds[kind]
         if state.pinned:
             return (state.pinned,)
-        if state.place == "processes":
-            return ("processes", state.before)  # where it was, while the workers start
+        if state.place == "processes" and self.warm == 0:  # where it was, while workers start
+            return ("processes", state.came_from)
         return (state.place,)
 
     def moved(self):
@@ -177,23 +186,28 @@ class Router:
 
     # -- what the loop tells ---------------------------------------------------
 
-    def started(self, kind):
+    def started(self, kind, nbytes=None):
+        """A task of ``kind`` was handed out, reading ``nbytes`` of intermediate data."""
         state = self.kinds.get(kind)
         if state is not None:
             state.left -= 1
+            if nbytes is not None:
+                state.bytes += nbytes
+                state.bytes_n += 1
 
     def finished(self, kind, place, wall, cpu, nbytes=None):
+        """A task of ``kind`` ended, returning ``nbytes`` of intermediate data."""
         state = self.kinds.get(kind)
         if state is None:
             return
         if nbytes is not None:
             state.bytes += nbytes
-            state.bytes_n += 1
         if place == "processes":
             state.proc_wall += wall
             state.proc_n += 1
         elif place == "threads":
             state.wall += wall
+            state.wall2 += wall * wall
             state.cpu += cpu
             state.n += 1
         else:
@@ -256,46 +270,56 @@ class Router:
     def _judge(self, kind, state, running):
         if state.left <= 0 or state.pinned:
             return
-        n, r = self.workers, state.left
+        n = self.workers
         # A sample where it is now, before judging (again).
         fresh = state.fresh + sum(w for w, _ in running)
         if fresh < self.sample * (1 if state.place == "here" else n):
             return
+        if state.place == "processes":
+            return  # where no GIL is shared: nowhere better to go
         if state.n:
             w, c = state.wall / state.n, state.cpu / state.n
+            # The spread of the mean: candidates take unequal times.
+            spread = (max(state.wall2 / state.n - w * w, 0.0) / state.n) ** 0.5
         elif running:  # running tasks only: what they had so far bounds c from below
             wall, cpu = sum(w for w, _ in running), sum(c for _, c in running)
             c = max(c for _, c in running)
-            w = c * wall / max(cpu, 1e-9)
+            w, spread = c * wall / max(cpu, 1e-9), 0.0
         else:
             return  # nothing measured on threads
-        used = self.threads.cores_used() if self.threads is not None else 1.0
-        serialized = used < SERIALIZED and n > 1
+        used = n * c / max(w, 1e-9)  # P: the cores N threads of this kind use together
         if state.here_n:
             alone = state.here_wall / state.here_n
         else:
             alone = c + (w - c) * (1.0 - min(used, 1.0))
-        times = {"here": r * alone}
-        if not serialized:
-            times["threads"] = r * w / n
+        per_task = {"here": alone}  # seconds per task, each place
+        if used >= SERIALIZED or n == 1:
+            per_task["threads"] = w / n
         if self.processes_broken is None:
-            if state.proc_n:
-                per_task = state.proc_wall / state.proc_n
-            else:
-                per_task = alone + (state.bytes / max(state.bytes_n, 1)) * seconds_per_byte()
-            late = self.latency()
-            now_per_task = w / n if state.place == "threads" else alone
-            times["processes"] = late + max(r - late / max(now_per_task, 1e-9), 0) * per_task / n
+            # This thread pickles and writes every task: a bound on the rate.
+            send = (state.bytes / max(state.bytes_n, 1)) * seconds_per_byte()
+            per_task["processes"] = max((alone + send) / n, send / 2)
+        r, late = state.left, self.latency()
+        now = per_task.get(state.place, w / n)
+        times = {p: t * r for p, t in per_task.items()}
+        times["processes"] = late + max(r - late / max(now, 1e-9), 0) * per_task.get(
+            "processes", float("inf"))
+        if state.place == "here":
+            times.pop("threads", None)  # it left them for contention: never back
         best = min(times, key=times.get)
-        if not state.n and best != "processes":
+        if best == state.place or (not state.n and best != "processes"):
             return  # a lower bound of c may decide a move, never a stay
-        current = times.get(state.place, float("inf"))
-        if best != state.place and (current - times[best] > w or state.place not in times):
-            self._place(kind, state, best, "expected " + ", ".join(
-                f"{p} {t:.2f} s" for p, t in times.items()) + f" for {r} tasks")
+        if state.place in times:
+            gain = times[state.place] - times[best]
+            # A gain within twice the spread of the measured mean, or under one
+            # task's time, is noise: no move.
+            if gain <= max(w, 2 * spread * r / n):
+                return
+        self._place(kind, state, best, "expected " + ", ".join(
+            f"{p} {t:.2f} s" for p, t in times.items()) + f" for {r} tasks")
 
     def _place(self, kind, state, place, why):
-        state.place, state.before = place, state.place
+        state.came_from, state.place = state.place, place
         state.fresh = 0.0
         self._changed = True
         if place == "threads":

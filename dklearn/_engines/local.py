@@ -189,8 +189,8 @@ class _Loop:
         while self.ready and len(self.running) < 2 * self.workers + self._leaving():
             key = self.ready.pop()
             kind = self.kinds.get(key)
-            place = self._place(kind)
-            if place is None:  # no worker free there yet (processes starting)
+            place = self._place(kind, key)
+            if place is None:  # no worker free there yet (processes starting, or busy)
                 skipped.append(key)
                 continue
             self._start(key, kind, place)
@@ -203,12 +203,17 @@ class _Loop:
         threads = self.places.get("threads")
         return threads.running_of(self.router.leaves_threads) if threads is not None else 0
 
-    def _place(self, kind):
+    def _place(self, kind, key):
         for name in self.router.places(kind):
             place = self.places.get(name) or self._open(name)
-            if place is not None and place.free():
+            if place is not None and place.free(self._nbytes(key) if name == "processes" else 0):
                 return place
         return None
+
+    def _nbytes(self, key):
+        """The intermediate data the task of ``key`` reads."""
+        return sum(_tasks.nbytes(self.values[dep]) for dep in self.deps[key]
+                   if not self.is_constant(dep))
 
     def _open(self, name):
         if name == "threads":
@@ -229,8 +234,10 @@ class _Loop:
         values = self.values
         inputs = {dep: values[dep] for dep in self.deps[key]}
         if place.name != "processes" and self.router.wants_bytes(kind):
-            job.nbytes = sum(_tasks.nbytes(v) for k, v in inputs.items()
-                             if not self.is_constant(k))
+            job.nbytes = 0  # what it returns, counted when it ends
+            nbytes = sum(_tasks.nbytes(v) for k, v in inputs.items() if not self.is_constant(k))
+        else:
+            nbytes = None
         try:
             place.start(job, self.graph[key], inputs, timeout)
         except Resend:
@@ -241,7 +248,7 @@ class _Loop:
             self.ready.append(key)
             return
         self.running[key] = job
-        self.router.started(kind)
+        self.router.started(kind, nbytes)
 
     def _wait(self):
         now = time.perf_counter()
@@ -423,7 +430,7 @@ class _Here:
         self.inbox, self.blas = inbox, blas
         self.openmp = None
 
-    def free(self):
+    def free(self, nbytes=0):
         return True
 
     def start(self, job, task, inputs, timeout=None):
@@ -455,8 +462,6 @@ class _Threads:
         self.queue = collections.deque()
         self.ready = threading.Condition()
         self.clocks = {}  # thread ident -> (its CPU clock, running job, its CPU at the start)
-        self.cpu_clocks = []  # (each thread's CPU clock, its CPU when it started)
-        self.since = time.perf_counter()
         self.threads = [
             threading.Thread(target=self._serve, args=(blas, config), daemon=True,
                              name=f"dklearn-{i}")
@@ -465,7 +470,7 @@ class _Threads:
         for thread in self.threads:
             thread.start()
 
-    def free(self):
+    def free(self, nbytes=0):
         return self.busy < 2 * self.workers  # a task running and one ahead, each
 
     def start(self, job, task, inputs, timeout=None):
@@ -495,8 +500,6 @@ class _Threads:
         WORKER.inside = True
         ident = threading.get_ident()
         clock = _thread_clock(ident)
-        if clock is not None:
-            self.cpu_clocks.append((clock, time.clock_gettime(clock)))
         while True:
             with self.ready:
                 while not self.queue:
@@ -524,18 +527,6 @@ class _Threads:
                     continue
                 out.append((job.kind, now - job.started, cpu - cpu0))
         return out
-
-    def cores_used(self):
-        """The cores these threads used together since they started (their CPU / wall)."""
-        cpu = 0.0
-        for clock, cpu0 in list(self.cpu_clocks):
-            try:
-                cpu += time.clock_gettime(clock) - cpu0
-            except OSError:  # pragma: no cover - an exited thread
-                pass
-        if not self.cpu_clocks:  # no per-thread clocks here: assume a busy GIL
-            return 1.0
-        return cpu / max(time.perf_counter() - self.since, 1e-9)
 
     def close(self, abort):
         with self.ready:

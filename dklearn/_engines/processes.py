@@ -44,6 +44,7 @@ from multiprocessing.connection import Connection
 
 import cloudpickle
 
+from .. import _tasks
 from ._worker import Stored
 
 # As joblib's loky workers: a notebook's next search finds them warm.
@@ -86,14 +87,15 @@ class _Zygote:
         return self.proc.poll() is None
 
     def fork(self, blas):
-        """A new worker's socket (it says "ready" on it once forked)."""
+        """A new worker's socket (it says "ready" on it once forked), and its send buffer."""
         ours, theirs = socket.socketpair()
         try:
             socket.send_fds(self.sock, [pickle.dumps(("fork", list(sys.path), blas))],
                             [theirs.fileno()])
         finally:
             theirs.close()
-        return Connection(ours.detach())
+        buffer = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        return Connection(ours.detach()), buffer
 
     def warm(self, modules):
         """Have the zygote import ``modules`` so that the workers it forks next have them."""
@@ -124,12 +126,13 @@ class _Zygote:
 
 class _Worker:
     def __init__(self, zygote, blas):
-        self.conn = zygote.fork(blas)
+        self.conn, self.buffer = zygote.fork(blas)
         self.blas = blas
         self.pid = None  # known once ready
         self.jobs = collections.deque()  # the one it runs, then the one it holds ahead
         self.served = 0
         self.gone = False  # a send failed: its end of the socket, to read, says how
+
 
     @property
     def ready(self):
@@ -295,8 +298,26 @@ class Processes:
     def ready_count(self):
         return sum(w.ready for w in self.workers)
 
-    def free(self):
-        return any(w.ready and not w.gone and len(w.jobs) < 2 for w in self.workers)
+    def free(self, nbytes=0):
+        """Whether a worker can take a task reading ``nbytes`` of intermediate data.
+
+        A task goes ahead to a busy worker only if it fits in the socket's
+        buffer: a busy worker reads nothing, and this process, blocked
+        sending to it, would not read the result the worker is blocked
+        sending back.
+        """
+        return self._worker_for(nbytes) is not None
+
+    def _worker_for(self, nbytes):
+        best = None
+        for w in self.workers:
+            if not w.ready or w.gone or len(w.jobs) >= 2:
+                continue
+            if not w.jobs:
+                return w
+            if best is None and nbytes <= w.buffer // 4:
+                best = w
+        return best
 
     def connections(self):
         """Sockets the loop waits on: workers starting, running a task or gone; a starting
@@ -309,8 +330,8 @@ class Processes:
     # -- tasks ---------------------------------------------------------------------
 
     def start(self, job, task, inputs, timeout=None):
-        worker = min((w for w in self.workers if w.ready and not w.gone and len(w.jobs) < 2),
-                     key=lambda w: len(w.jobs))
+        worker = self._worker_for(_tasks.nbytes(list(
+            v for k, v in inputs.items() if not self.is_constant(k))))
         if self.store is None:
             self.store = Store()
         try:
