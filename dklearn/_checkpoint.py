@@ -8,10 +8,12 @@ A checkpoint is an SQLite file (embedded, no server).  One row per result:
     scope   the library versions that can change a result (scikit-learn,
             NumPy, SciPy, dklearn's record format): a result is reused only
             by the same versions
-    record  the result as JSON: scores, times, the failure message
+    record  the result as JSON: scores, times, the failure message; a fit
+            stopped by ``fit_timeout`` says which limit stopped it
 
 Only plain values are stored: opening a checkpoint never runs code (no
-pickles).  Resuming a search looks up its final keys, computes only what is
+pickles).  A fit stopped by a time limit is not run again by a search with
+the same limit, or a smaller one; a larger limit, or none, runs it again.  Resuming a search looks up its final keys, computes only what is
 missing (and only the shared prefix work those need), and commits each new
 result at once; a SIGKILL loses at most the fits in flight.  Several searches,
 in several processes, may share one file: WAL journaling and a busy timeout
@@ -102,8 +104,12 @@ class Checkpoint:
                     raise
                 time.sleep(0.02)
 
-    def load(self, keys):
-        """The stored records among ``keys``: {key: record}."""
+    def load(self, keys, fit_timeout=None):
+        """The stored records among ``keys``: {key: record}.
+
+        A record of a fit stopped by a time limit counts only if
+        ``fit_timeout`` is not larger: a larger limit gives it another try.
+        """
         keys = list(dict.fromkeys(keys))
         found = {}
         try:
@@ -115,13 +121,19 @@ class Checkpoint:
                     (self.scope, *chunk),
                 ).fetchall()
                 for key, text in rows:
-                    found[key] = _decode(text, self.path)
+                    record = _decode(text, self.path)
+                    limit = record.get("timed_out")
+                    if limit and (fit_timeout is None or fit_timeout > limit):
+                        continue
+                    found[key] = record
         except sqlite3.DatabaseError as e:
             raise CheckpointError(f"{self.path!r} could not be read ({e}).") from e
         return found
 
-    def save(self, key, record):
+    def save(self, key, record, fit_timeout=None):
         """Commit one record now (autocommit: durable when this returns)."""
+        if record.get("timed_out"):
+            record = {**record, "timed_out": fit_timeout}
         self._db.execute(
             "INSERT OR REPLACE INTO dklearn_results VALUES (?, ?, ?)",
             (key, self.scope, _encode(record)),

@@ -481,3 +481,284 @@ def joblib_scheduler():
     if client is not None:
         return client
     return _JOBLIB_SCHEDULERS.get(type(backend).__name__)
+
+
+# --------------------------------------------------------------------------
+# Successive halving: experimental in scikit-learn, importable only after
+# ``from sklearn.experimental import enable_halving_search_cv``, which also
+# changes sklearn.model_selection.  The classes themselves live in a
+# private module; dklearn takes them from there, leaving the caller's
+# sklearn.model_selection as it was.
+# --------------------------------------------------------------------------
+
+
+def halving_search_classes():
+    """scikit-learn's (HalvingGridSearchCV, HalvingRandomSearchCV)."""
+    try:
+        from sklearn.model_selection._search_successive_halving import (
+            HalvingGridSearchCV,
+            HalvingRandomSearchCV,
+        )
+    except ImportError:  # pragma: no cover - a release that moved them
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+        from sklearn.model_selection import HalvingGridSearchCV, HalvingRandomSearchCV
+    return HalvingGridSearchCV, HalvingRandomSearchCV
+
+
+# --------------------------------------------------------------------------
+# The cross-validation functions (``_validation``)
+# --------------------------------------------------------------------------
+
+try:
+    from sklearn.utils._param_validation import validate_params as _sk_validate_params
+except ImportError:  # pragma: no cover
+    _sk_validate_params = None
+
+
+def validates_like(name):
+    """Validate a function's arguments as scikit-learn's function ``name`` does.
+
+    scikit-learn's own constraints (read from its function, so they follow
+    the installed release), plus dklearn's ``scheduler``, ``checkpoint``,
+    ``progress`` and ``fit_timeout``; errors are scikit-learn's.  Without
+    them (a release that moved them), arguments are not checked up front.
+    """
+    import sklearn.model_selection as sk
+
+    from ._search import DKLEARN_CONSTRAINTS
+
+    wrapped = getattr(getattr(sk, name), "__wrapped__", None)
+    constraints = getattr(wrapped, "_skl_parameter_constraints", None)
+
+    def decorate(func):
+        if _sk_validate_params is None or constraints is None:
+            return func
+        ours = {k: v for k, v in DKLEARN_CONSTRAINTS.items()
+                if k in func.__code__.co_varnames}
+        return _sk_validate_params({**constraints, **ours},
+                                   prefer_skip_nested_validation=False)(func)
+
+    return decorate
+
+
+def check_groups(groups):
+    """``groups`` are the splitter's metadata when routing is on: an error, as in scikit-learn."""
+    if groups is not None and routing_enabled():
+        raise ValueError(
+            "`groups` can only be passed if metadata routing is not enabled via"
+            " `sklearn.set_config(enable_metadata_routing=True)`. When routing is"
+            " enabled, pass `groups` alongside other metadata via the `params` argument"
+            " instead."
+        )
+
+
+def route(owner, params, groups, *, estimator, splitter, scorer=None, incremental=False):
+    """Route ``params`` (and ``groups``) to the estimator, the splitter and the scorer.
+
+    With metadata routing, as scikit-learn's cross-validation functions
+    route (``process_routing``, its error message naming ``owner``);
+    without, ``params`` go to the estimator's ``fit`` (and ``partial_fit``)
+    and ``groups`` to the splitter.
+    """
+    from sklearn.utils import Bunch
+    from sklearn.utils.metadata_routing import MetadataRouter, MethodMapping
+
+    params = {} if params is None else params
+    if not routing_enabled():
+        estimator_params = Bunch(fit=params)
+        if incremental:
+            estimator_params.partial_fit = params
+        return Bunch(estimator=estimator_params, splitter=Bunch(split={"groups": groups}),
+                     scorer=Bunch(score={}))
+    check_groups(groups)
+    fit = MethodMapping().add(caller="fit", callee="fit")
+    if incremental:
+        fit = fit.add(caller="fit", callee="partial_fit")
+    router = MetadataRouter(owner=owner).add(estimator=estimator, method_mapping=fit).add(
+        splitter=splitter, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+    if scorer is not None:
+        router = router.add(scorer=scorer,
+                            method_mapping=MethodMapping().add(caller="fit", callee="score"))
+    from sklearn.exceptions import UnsetMetadataPassedError
+
+    try:
+        routed = process_routing(router, "fit", **params)
+    except UnsetMetadataPassedError as e:
+        raise UnsetMetadataPassedError(
+            message=str(e).replace(f"{owner}.fit", owner),
+            unrequested_params=e.unrequested_params,
+            routed_params=e.routed_params,
+        ) from None
+    if scorer is None:
+        routed.scorer = Bunch(score={})
+    return routed
+
+
+def aggregate_score_dicts(records):
+    """{key: the values of every record}, arrays where they are numbers."""
+    import numbers
+
+    return {
+        key: np.asarray([r[key] for r in records]) if isinstance(records[0][key], numbers.Number)
+        else [r[key] for r in records]
+        for key in records[0]
+    }
+
+
+def normalize_score_results(scores, name="score"):
+    """{metric: scores}, whether scoring was one metric or several."""
+    if isinstance(scores[0], dict):
+        return aggregate_score_dicts(scores)
+    return {name: scores}
+
+
+try:
+    from sklearn.model_selection._validation import _translate_train_sizes as _sk_sizes
+except ImportError:  # pragma: no cover
+    _sk_sizes = None
+
+
+def _fallback_translate_train_sizes(train_sizes, n_max):
+    sizes = np.asarray(train_sizes)
+    n_ticks = sizes.shape[0]
+    low, high = np.min(sizes), np.max(sizes)
+    if np.issubdtype(sizes.dtype, np.floating):
+        if low <= 0.0 or high > 1.0:
+            raise ValueError(
+                "train_sizes has been interpreted as fractions of the maximum number of "
+                "training samples and must be within (0, 1], but is within "
+                f"[{low:f}, {high:f}]."
+            )
+        sizes = np.clip((sizes * n_max).astype(dtype=int, copy=False), 1, n_max)
+    elif low <= 0 or high > n_max:
+        raise ValueError(
+            "train_sizes has been interpreted as absolute numbers of training samples and "
+            f"must be within (0, {n_max}], but is within [{low}, {high}]."
+        )
+    sizes = np.unique(sizes)
+    if n_ticks > sizes.shape[0]:
+        warnings.warn(
+            "Removed duplicate entries from 'train_sizes'. Number of ticks will be less "
+            f"than the size of 'train_sizes': {sizes.shape[0]} instead of {n_ticks}.",
+            RuntimeWarning,
+        )
+    return sizes
+
+
+translate_train_sizes = _sk_sizes or _fallback_translate_train_sizes
+
+try:
+    from sklearn.model_selection._validation import _shuffle as _sk_shuffle
+except ImportError:  # pragma: no cover
+    _sk_shuffle = None
+
+
+def _fallback_shuffle(y, groups, random_state):
+    if groups is None:
+        indices = random_state.permutation(len(y))
+    else:
+        indices = np.arange(len(groups))
+        for group in np.unique(groups):
+            mask = groups == group
+            indices[mask] = random_state.permutation(indices[mask])
+    return safe_indexing(y, indices)
+
+
+shuffle_targets = _sk_shuffle or _fallback_shuffle
+
+
+def is_permutation(indices, n):
+    """Whether ``indices`` holds each of 0..n-1 exactly once."""
+    if len(indices) != n:
+        return False
+    hit = np.zeros(n, dtype=bool)
+    hit[indices] = True
+    return bool(hit.all())
+
+
+def num_samples(X):
+    return _num_samples(X)
+
+
+def encode_targets(y):
+    """y as class indices (each column of a 2-d y), as cross_val_predict encodes it."""
+    from sklearn.preprocessing import LabelEncoder
+
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return LabelEncoder().fit_transform(y)
+    encoded = np.zeros_like(y, dtype=int)
+    for column in range(y.shape[1]):
+        encoded[:, column] = LabelEncoder().fit_transform(y[:, column])
+    return encoded
+
+
+def join_predictions(predictions, test_indices, encode, y):
+    """The folds' predictions, concatenated back into the rows' order."""
+    inverse = np.empty(len(test_indices), dtype=int)
+    inverse[test_indices] = np.arange(len(test_indices))
+    if sparse.issparse(predictions[0]):
+        joined = sparse.vstack(predictions, format=predictions[0].format)
+    elif encode and isinstance(predictions[0], list):
+        joined = [np.concatenate([p[label] for p in predictions]) for label in range(y.shape[1])]
+    else:
+        joined = np.concatenate(predictions)
+    if isinstance(joined, list):
+        return [p[inverse] for p in joined]
+    return joined[inverse]
+
+
+try:
+    from sklearn.model_selection._validation import _fit_and_predict as _sk_fit_and_predict
+    from sklearn.model_selection._validation import (
+        _incremental_fit_estimator as _sk_incremental_fit,
+    )
+except ImportError:  # pragma: no cover
+    _sk_fit_and_predict = _sk_incremental_fit = None
+
+
+def fit_and_predict(estimator, X, y, train, test, fit_params, method):
+    """A task: one fold of cross_val_predict, by scikit-learn's own per-fold function."""
+    if _sk_fit_and_predict is None:  # pragma: no cover
+        raise ImportError("this scikit-learn release moved _fit_and_predict")
+    return _sk_fit_and_predict(estimator.value, X.value, y.value, train, test,
+                               fit_params.value, method.value)
+
+
+def incremental_fit(estimator, X, y, args):
+    """A task: one fold of learning_curve's partial_fit chain, by scikit-learn's function."""
+    if _sk_incremental_fit is None:  # pragma: no cover
+        raise ImportError("this scikit-learn release moved _incremental_fit_estimator")
+    classes, train, test, sizes, scorer, return_times, error_score, fit_params, score_params = (
+        args.value)
+    return _sk_incremental_fit(estimator.value, X.value, y.value, classes, train, test, sizes,
+                               scorer, return_times, error_score=error_score,
+                               fit_params=fit_params, score_params=score_params)
+
+
+def sklearn_config():
+    return sklearn.get_config()
+
+
+try:
+    from sklearn.utils._plotting import _validate_score_name as _sk_score_name
+except ImportError:  # pragma: no cover
+    _sk_score_name = None
+
+
+def score_name(name, scoring, negate_score, display):
+    """The y-axis label scikit-learn's curve displays give a score (matplotlib checked)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        raise ImportError(
+            f"{display}.from_estimator requires matplotlib. You can install matplotlib "
+            "with `pip install matplotlib`"
+        ) from e
+    if _sk_score_name is not None:
+        return _sk_score_name(name, scoring, negate_score)
+    if name is not None:  # pragma: no cover - the fallback
+        return name
+    if scoring is None:  # pragma: no cover
+        return "Negative score" if negate_score else "Score"
+    return str(scoring)  # pragma: no cover

@@ -303,7 +303,8 @@ class Planner:
             train_key, test_key = spec.folds[fold]
             task = (_tasks.take_fold, spec.X_key, spec.y_key, train_key, test_key,
                     Const(estimator) if pairwise else None)
-            flow = Flow(task, f"raw-{combine(spec.X_key, fold, pairwise)}")
+            token = combine(spec.X_key, spec.y_key, train_key, test_key, pairwise)
+            flow = Flow(task, f"raw-{token}")
             self._memo_folds[fold, pairwise] = flow
         return flow
 

@@ -469,17 +469,18 @@ def empty_union(fold):
 class ScoreConfig:
     """What every final task of one search shares: how to score and report."""
 
-    __slots__ = ("scorer", "error_score", "return_train_score", "verbose")
+    __slots__ = ("scorer", "error_score", "return_train_score", "verbose", "return_estimator")
 
-    def __init__(self, scorer, error_score, return_train_score, verbose):
+    def __init__(self, scorer, error_score, return_train_score, verbose, return_estimator=False):
         self.scorer = scorer
         self.error_score = error_score
         self.return_train_score = return_train_score
         self.verbose = verbose
+        self.return_estimator = return_estimator
 
     def __reduce__(self):
-        return (ScoreConfig,
-                (self.scorer, self.error_score, self.return_train_score, self.verbose))
+        return (ScoreConfig, (self.scorer, self.error_score, self.return_train_score,
+                              self.verbose, self.return_estimator))
 
 
 def fit_and_score(final, inputs, label, callback=None):
@@ -502,8 +503,8 @@ def fit_and_score(final, inputs, label, callback=None):
 
     def fit(X, y):
         estimator = clone(final.value)
-        _fit(estimator, X, y, fit_params, callback)
         fitted.append(estimator)
+        _fit(estimator, X, y, fit_params, callback)
 
     if isinstance(fold, Failed):
         result = failed_record(config, fold.error, fold.time, 0, fold.why)
@@ -516,6 +517,8 @@ def fit_and_score(final, inputs, label, callback=None):
                 raise
             result = failed_record(config, format_exc(), fold.fit_time + time.time() - start,
                                    _n_samples(fold.test))
+            if config.return_estimator:  # as scikit-learn: the estimator that failed
+                result["estimator"] = fitted[-1]
         else:
             fit_time = fold.fit_time + time.time() - start
             estimator = fitted[-1]
@@ -529,6 +532,8 @@ def fit_and_score(final, inputs, label, callback=None):
                                                 train_params)
             result.update(n_test_samples=_n_samples(fold.test), fit_time=fit_time,
                           score_time=score_time)
+            if config.return_estimator:
+                result["estimator"] = estimator
     if config.verbose > 1:
         _print_end(label.value, result, config)
     return result
@@ -571,6 +576,8 @@ def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0, why="raised
     result["n_test_samples"] = n_test_samples
     result["fit_time"] = fit_time
     result["score_time"] = 0.0
+    if config.return_estimator:
+        result["estimator"] = None
     if why == "timeout":
         result["timed_out"] = True
     return result

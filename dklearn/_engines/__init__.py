@@ -143,10 +143,12 @@ def active_client():
         return None
 
 
-def run(graph, keys, kinds, options, hooks=None):
+def run(graph, keys, kinds, options, hooks=None, cache=None):
     """Compute ``keys`` of ``graph``; return their values as a list (see module doc).
 
-    The graph becomes the engine's: tasks leave it as they run.
+    The graph becomes the engine's: tasks leave it as they run.  ``cache``
+    (locally): values of shared steps from the last run, reused by key, and
+    replaced by this run's.
     """
     check_scheduler(options.scheduler)
     hooks = hooks or Hooks()
@@ -164,4 +166,5 @@ def run(graph, keys, kinds, options, hooks=None):
         return distributed.run(scheduler, graph, keys, options, hooks)
     from . import local
 
-    return local.run(graph, keys, kinds, scheduler, n_workers(options.n_jobs), options, hooks)
+    return local.run(graph, keys, kinds, scheduler, n_workers(options.n_jobs), options, hooks,
+                     cache)

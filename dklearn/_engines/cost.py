@@ -28,11 +28,13 @@ remaining work is expected to take
     on processes    L + max(r - L * N / w, 0) * (a + m) / N
 
 where m is the cost of sending a task and its result to a worker process:
-the bytes of intermediate results it reads and returns (measured on its
-tasks so far; the search's constants travel once per search, not with each
-task) times the seconds a byte takes to pickle, copy and unpickle in this
-process (measured once); and since this one thread pickles and writes
-every task, processes complete at most one task per m / 2 seconds.  L is the time until workers are ready, during
+twice the time this thread took to pickle one of its tasks with the
+intermediate results it reads (the worker unpickles it, and the socket
+copies it twice: as much again), plus the bytes of its result times the
+seconds a byte takes to pickle, copy and unpickle (measured once in this
+process); the search's constants travel once per search, not with each
+task.  Since this one thread pickles and writes every task, processes
+complete at most one task per m / 2 seconds.  L is the time until workers are ready, during
 which the current place goes on (L * N / w tasks): workers are forks of one
 interpreter that imports NumPy, SciPy and scikit-learn once (``_worker``),
 so L is that interpreter's start (as long as it took in this process, 1 s
@@ -106,15 +108,16 @@ def seconds_per_byte():
 
 class _Kind:
     __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
-                 "proc_wall", "bytes", "bytes_n", "place", "came_from", "pinned",
-                 "fresh")
+                 "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
+                 "pinned", "fresh")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
         self.here_n, self.here_wall = 0, 0.0
         self.proc_n, self.proc_wall = 0, 0.0  # round trips, a worker's first task excepted
-        self.bytes, self.bytes_n = 0, 0  # intermediate data read and returned, per task
+        self.bytes, self.bytes_n = 0, 0  # intermediate data returned, per task
+        self.pickling = None  # seconds this thread took to pickle one of its tasks
         self.place = "threads"
         self.came_from = "threads"  # where it goes while workers start, if it moved to them
         self.pinned = None  # a place it must stay in
@@ -123,6 +126,7 @@ class _Kind:
             for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
                          "proc_wall", "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
+            self.pickling = known.pickling
             self.place, self.came_from = known.place, known.came_from
             self.fresh = float("inf")
 
@@ -173,6 +177,13 @@ class Router:
             return float("inf")
         return self.look_at
 
+    def knows_sending(self, kind):
+        return self.kinds[kind].pickling is not None
+
+    def sending(self, kind, seconds):
+        """This thread took ``seconds`` to pickle a task of ``kind`` (inputs and all)."""
+        self.kinds[kind].pickling = seconds
+
     def wants_bytes(self, kind):
         """Whether the rule still needs the sizes of this kind's data."""
         return self.fixed is None and kind in self.kinds
@@ -186,14 +197,11 @@ class Router:
 
     # -- what the loop tells ---------------------------------------------------
 
-    def started(self, kind, nbytes=None):
-        """A task of ``kind`` was handed out, reading ``nbytes`` of intermediate data."""
+    def started(self, kind):
+        """A task of ``kind`` was handed out."""
         state = self.kinds.get(kind)
         if state is not None:
             state.left -= 1
-            if nbytes is not None:
-                state.bytes += nbytes
-                state.bytes_n += 1
 
     def finished(self, kind, place, wall, cpu, nbytes=None):
         """A task of ``kind`` ended, returning ``nbytes`` of intermediate data."""
@@ -202,6 +210,7 @@ class Router:
             return
         if nbytes is not None:
             state.bytes += nbytes
+            state.bytes_n += 1
         if place == "processes":
             state.proc_wall += wall
             state.proc_n += 1
@@ -297,7 +306,10 @@ class Router:
             per_task["threads"] = w / n
         if self.processes_broken is None:
             # This thread pickles and writes every task: a bound on the rate.
-            send = (state.bytes / max(state.bytes_n, 1)) * seconds_per_byte()
+            # A task's pickling is measured; unpickling and the socket's two
+            # copies cost as much again, and its result as many bytes do.
+            send = (2 * (state.pickling or 0.0)
+                    + state.bytes / max(state.bytes_n, 1) * seconds_per_byte())
             per_task["processes"] = max((alone + send) / n, send / 2)
         r, late = state.left, self.latency()
         now = per_task.get(state.place, w / n)

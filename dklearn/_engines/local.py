@@ -54,7 +54,7 @@ from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, w
 KILL_GRACE = 2.0
 
 
-def run(graph, keys, kinds, scheduler, workers, options, hooks):
+def run(graph, keys, kinds, scheduler, workers, options, hooks, cache=None):
     """Run ``keys`` of ``graph`` on ``workers`` local workers (see module doc)."""
     if options.fit_timeout and scheduler in ("sync", "threads"):
         raise ValueError(
@@ -69,11 +69,21 @@ def run(graph, keys, kinds, scheduler, workers, options, hooks):
         fixed = scheduler  # None (the cost model decides), 'threads' or 'processes'
     if fixed == "here":
         workers = 1  # one task at a time, BLAS left as the caller set it
+    reused = {}
+    if cache:  # shared steps computed by an earlier run: values now, not tasks
+        for key in graph.keys() & cache.keys():
+            graph[key] = reused[key] = cache[key]
     loop = _Loop(graph, keys, kinds, workers, fixed, options, hooks)
+    loop.kept = {} if cache is not None else None
     try:
-        return loop.run()
+        values = loop.run()
     finally:
         loop.close()
+    if cache is not None:  # what this run used or made: the next run may need it
+        cache.clear()
+        cache.update(reused)
+        cache.update(loop.kept)
+    return values
 
 
 class _Job:
@@ -84,7 +94,7 @@ class _Job:
         self.started = None  # when it starts, not when it is handed out
         self.timeout = timeout
         self.first = False  # the first task of its worker
-        self.nbytes = None  # intermediate data it reads (for the cost model), if asked
+        self.nbytes = None  # intermediate data it returns (for the cost model), if asked
 
     @property
     def deadline(self):
@@ -109,6 +119,8 @@ class _Loop:
         self.ready = []  # a stack: newest first
         self.running = {}
         self.deaths = collections.Counter()
+        self.kept = None  # shared steps' values, kept for the next run
+        self.failure = None  # (order, exception) of the first task, in order, that raised
         self.inbox = _Inbox()
         self._index(keys)
         self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
@@ -145,9 +157,17 @@ class _Loop:
             self.readers[key] = len(self.dependents.get(key, ()))
             if count == 0:
                 self.ready.append(key)
+        # Each task's place in the order asked for: its first reader's.
+        order = self.order = {}
+        for i, key in enumerate(dict.fromkeys(keys)):
+            stack = [key]
+            while stack:
+                k = stack.pop()
+                if k not in order and k in self.deps:
+                    order[k] = i
+                    stack.extend(self.deps[k])
         # Keys in the order asked for run first: the stack pops from its end.
-        order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-        self.ready.sort(key=lambda k: -order.get(k, -1))
+        self.ready.sort(key=lambda k: -order[k])
 
     def is_constant(self, key):
         return key not in self.readers
@@ -157,8 +177,10 @@ class _Loop:
         for dep in self.deps.pop(key):
             if dep in self.readers:
                 self.readers[dep] -= 1
-                if self.readers[dep] == 0:
-                    self.values.pop(dep, None)  # its last reader is done
+                if self.readers[dep] == 0:  # its last reader is done
+                    released = self.values.pop(dep, None)
+                    if self.kept is not None:  # for the next run
+                        self.kept[dep] = released
         if key in self.wanted:
             self.results[key] = value
             self.hooks.done(key, value)
@@ -176,6 +198,8 @@ class _Loop:
         with limits.blas_cap(self.blas):  # a no-op without a cap
             while self.waiting:
                 self._dispatch()
+                if self.failure is not None and not self.running:
+                    raise self.failure[1]
                 self._wait()
         self.router.remember()
         return [self.results[k] for k in self.keys]
@@ -188,6 +212,8 @@ class _Loop:
         skipped = []
         while self.ready and len(self.running) < 2 * self.workers + self._leaving():
             key = self.ready.pop()
+            if self.failure is not None and self.order[key] > self.failure[0]:
+                continue  # a task raised: only those before it, in order, still run
             kind = self.kinds.get(key)
             place = self._place(kind, key)
             if place is None:  # no worker free there yet (processes starting, or busy)
@@ -235,9 +261,9 @@ class _Loop:
         inputs = {dep: values[dep] for dep in self.deps[key]}
         if place.name != "processes" and self.router.wants_bytes(kind):
             job.nbytes = 0  # what it returns, counted when it ends
-            nbytes = sum(_tasks.nbytes(v) for k, v in inputs.items() if not self.is_constant(k))
-        else:
-            nbytes = None
+            if not self.router.knows_sending(kind):
+                self.router.sending(kind, _pickling_seconds(self.graph[key], inputs,
+                                                            self.is_constant))
         try:
             place.start(job, self.graph[key], inputs, timeout)
         except Resend:
@@ -248,7 +274,7 @@ class _Loop:
             self.ready.append(key)
             return
         self.running[key] = job
-        self.router.started(kind, nbytes)
+        self.router.started(kind)
 
     def _wait(self):
         now = time.perf_counter()
@@ -298,7 +324,10 @@ class _Loop:
                 self.router.finished(job.kind, job.place.name, wall, cpu, job.nbytes)
             self._finish(job.key, value)
         elif outcome == "error":
-            raise value
+            # Raised once the tasks before it have run: the error scikit-learn's
+            # loop, in order, would have met first.
+            if self.failure is None or self.order[job.key] < self.failure[0]:
+                self.failure = (self.order[job.key], value)
         elif outcome == "crashed" and job.deadline and time.perf_counter() >= job.deadline:
             self._timed_out(job, time.perf_counter())  # its timer ended it
         elif outcome == "crashed":
@@ -338,6 +367,18 @@ class _Loop:
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
+
+
+def _pickling_seconds(task, inputs, is_constant):
+    """How long this thread takes to pickle the task as it would go to a worker process."""
+    import cloudpickle
+
+    start = time.perf_counter()
+    try:
+        cloudpickle.dumps((task, {k: v for k, v in inputs.items() if not is_constant(k)}))
+    except Exception:  # noqa: BLE001 - it will not go: the cost model hears that then
+        return 0.0
+    return time.perf_counter() - start
 
 
 def _count_kinds(waiting, kinds):

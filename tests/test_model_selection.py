@@ -1,0 +1,286 @@
+"""The whole of sklearn.model_selection: every name, successive halving, the
+cross-validation functions, each against scikit-learn on every local engine.
+
+scikit-learn's own test_successive_halving.py and test_validation.py run
+against these in test_sklearn_suite.py; here: differential tests on
+pipelines that share work, counting tests of that sharing, and what
+dklearn adds (resume, progress, the engines).
+"""
+
+import os
+import sqlite3
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import sklearn
+import sklearn.model_selection as skm
+from sklearn.datasets import make_classification
+from sklearn.decomposition import PCA
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.tree import DecisionTreeClassifier
+
+import dklearn.model_selection as dkm
+
+from ._helpers import CALLS, CountingTransformer, assert_same_results, reset_calls
+
+X, y = make_classification(n_samples=200, n_features=8, n_informative=4, random_state=0)
+groups = np.repeat(np.arange(20), 10)
+ENGINES = ["sync", "threads", "processes", None]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _clean_counts():
+    reset_calls()
+    yield
+    reset_calls()
+
+
+def _sk_halving():
+    from sklearn.model_selection._search_successive_halving import (
+        HalvingGridSearchCV,
+        HalvingRandomSearchCV,
+    )
+
+    return {"HalvingGridSearchCV": HalvingGridSearchCV,
+            "HalvingRandomSearchCV": HalvingRandomSearchCV}
+
+
+def test_every_public_name_of_sklearn_model_selection_is_importable():
+    for name in skm.__all__:
+        ours = getattr(dkm, name)
+        if name in ("HalvingGridSearchCV", "HalvingRandomSearchCV"):
+            assert issubclass(ours, _sk_halving()[name])
+        elif name in dkm._OURS:
+            assert ours is not getattr(skm, name)
+        else:
+            assert ours is getattr(skm, name), name  # scikit-learn's own
+    assert set(skm.__all__) <= set(dkm.__all__) == set(dir(dkm))
+
+
+def test_halving_needs_no_experimental_import_and_leaves_sklearn_as_it_was():
+    code = (
+        "import sklearn.model_selection as skm\n"
+        "from dklearn.model_selection import HalvingGridSearchCV\n"
+        "print('HalvingGridSearchCV' in vars(skm))\n"
+        "from sklearn.experimental import enable_halving_search_cv\n"
+        "from dklearn.model_selection import HalvingRandomSearchCV\n"
+        "print(issubclass(HalvingRandomSearchCV, skm.HalvingRandomSearchCV))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["False", "True"]
+
+
+def _run(module, name, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return getattr(module, name)(*args, **kwargs)
+
+
+def _halving(name, scheduler, **kwargs):
+    sk_cls = _sk_halving()[name]
+    dk_cls = getattr(dkm, name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = sk_cls(**kwargs).fit(X, y, **kwargs.pop("fit_params", {}))
+        dk = dk_cls(**kwargs, scheduler=scheduler).fit(X, y)
+    return sk, dk
+
+
+def _pipe():
+    return Pipeline([("scale", StandardScaler()), ("pca", PCA(random_state=0)),
+                     ("clf", LogisticRegression())])
+
+
+HALVING_CASES = {
+    "grid, n_samples": dict(
+        estimator=_pipe(), param_grid={"pca__n_components": [2, 4, 6], "clf__C": [0.01, 0.1, 1]},
+        factor=2, random_state=0, cv=3),
+    "random, a pipeline parameter as resource": dict(
+        estimator=Pipeline([("pca", PCA(n_components=4)),
+                            ("clf", SGDClassifier(random_state=0, tol=None))]),
+        param_distributions={"pca__n_components": [2, 3, 5], "clf__alpha": [1e-4, 1e-3, 1e-2]},
+        resource="clf__max_iter", max_resources=30, min_resources=5, n_candidates=9,
+        factor=3, random_state=0, cv=3),
+    "grid, failing candidates, aggressive": dict(
+        estimator=DecisionTreeClassifier(random_state=0),
+        param_grid={"max_depth": [1, 2, 3, 4], "min_samples_leaf": [1, -1]},
+        aggressive_elimination=True, factor=2, random_state=0, cv=3),
+}
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+@pytest.mark.parametrize("case", sorted(HALVING_CASES))
+def test_halving_equals_sklearns(case, scheduler):
+    kwargs = dict(HALVING_CASES[case])
+    name = "HalvingGridSearchCV" if "param_grid" in kwargs else "HalvingRandomSearchCV"
+    sk, dk = _halving(name, scheduler, **kwargs)
+    assert_same_results(sk, dk)
+    for attr in ("n_resources_", "n_candidates_", "n_iterations_", "n_required_iterations_",
+                 "n_possible_iterations_", "min_resources_", "max_resources_",
+                 "n_remaining_candidates_"):
+        assert getattr(sk, attr) == getattr(dk, attr), attr
+    np.testing.assert_array_equal(sk.predict(X), dk.predict(X))
+
+
+def test_halving_with_groups_equals_sklearns():
+    kwargs = dict(estimator=_pipe(), param_grid={"clf__C": [0.01, 0.1, 1, 10]}, factor=2,
+                  cv=GroupKFold(n_splits=4), random_state=0)
+    sk = _sk_halving()["HalvingGridSearchCV"](**kwargs).fit(X, y, groups=groups)
+    dk = dkm.HalvingGridSearchCV(**kwargs).fit(X, y, groups=groups)
+    assert_same_results(sk, dk)
+
+
+def test_halving_iterations_fit_a_shared_prefix_once():
+    # The resource is the final step's: every iteration runs the same folds
+    # through the same prefixes, which are fitted in the first only.
+    pipe = Pipeline([("a", CountingTransformer(tag="a")),
+                     ("clf", SGDClassifier(random_state=0, tol=None))])
+    search = dkm.HalvingGridSearchCV(
+        pipe, {"a__factor": [1.0, 2.0], "clf__alpha": [1e-4, 1e-3, 1e-2, 1e-1]},
+        resource="clf__max_iter", max_resources=20, min_resources=5, factor=2, cv=3,
+        scheduler="sync", refit=False,
+    ).fit(X, y)
+    assert search.n_iterations_ >= 3
+    assert CALLS[("a", "fit")] == 2 * 3  # two settings x three folds, in all iterations
+
+
+def test_a_checkpointed_halving_search_resumes_without_redoing_fits(tmp_path):
+    path = tmp_path / "halving.sqlite"
+    pipe = Pipeline([("a", CountingTransformer(tag="a")), ("clf", LogisticRegression())])
+    kwargs = dict(estimator=pipe, param_grid={"a__factor": [1.0, 2.0, 3.0],
+                                              "clf__C": [0.1, 1.0, 10.0]},
+                  factor=3, cv=3, random_state=0, scheduler="sync", refit=False)
+    reference = dkm.HalvingGridSearchCV(**kwargs).fit(X, y)
+    dkm.HalvingGridSearchCV(**kwargs, checkpoint=path).fit(X, y)
+    with sqlite3.connect(path) as db:  # lose the last iteration, as a kill would
+        last = reference.n_candidates_[-1] * 3
+        db.execute("DELETE FROM dklearn_results WHERE rowid IN (SELECT rowid FROM "
+                   f"dklearn_results ORDER BY rowid DESC LIMIT {last})")
+    reset_calls()
+    resumed = dkm.HalvingGridSearchCV(**kwargs, checkpoint=path).fit(X, y)
+    assert_same_results(reference, resumed)
+    # Only the last iteration's fits ran again, with the prefixes they need.
+    assert 0 < CALLS[("a", "fit")] <= reference.n_candidates_[-1] * 3
+
+
+def test_the_progress_bar_shows_the_halving_iteration(capsys):
+    dkm.HalvingGridSearchCV(LogisticRegression(), {"C": [0.01, 0.1, 1, 10]}, factor=2, cv=3,
+                            scheduler="sync", progress=True).fit(X, y)
+    err = capsys.readouterr().err
+    assert "iter 0" in err and "iter 1" in err
+
+
+# ---------------------------------------------------------------------------
+# The cross-validation functions
+# ---------------------------------------------------------------------------
+
+
+def _equal(a, b):
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b)
+        for key in a:
+            if key.endswith("_time"):
+                continue
+            _equal(a[key], b[key])
+    elif isinstance(a, (tuple, list)) and not isinstance(a, np.ndarray):
+        assert len(a) == len(b)
+        for u, v in zip(a, b):
+            _equal(u, v)
+    elif hasattr(a, "get_params"):
+        assert type(a) is type(b)
+        np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+def test_cross_validate_equals_sklearns(scheduler):
+    kwargs = dict(scoring=["accuracy", "roc_auc"], return_train_score=True,
+                  return_estimator=True, return_indices=True, cv=StratifiedKFold(4))
+    sk = _run(skm, "cross_validate", _pipe(), X, y, **kwargs)
+    dk = _run(dkm, "cross_validate", _pipe(), X, y, scheduler=scheduler, **kwargs)
+    _equal(sk, dk)
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+def test_cross_val_score_and_predict_equal_sklearns(scheduler):
+    sk = _run(skm, "cross_val_score", _pipe(), X, y, groups=groups, cv=GroupKFold(5))
+    dk = _run(dkm, "cross_val_score", _pipe(), X, y, groups=groups, cv=GroupKFold(5),
+              scheduler=scheduler)
+    _equal(sk, dk)
+    for method in ("predict", "predict_proba", "decision_function"):
+        sk = _run(skm, "cross_val_predict", _pipe(), X, y, method=method)
+        dk = _run(dkm, "cross_val_predict", _pipe(), X, y, method=method, scheduler=scheduler)
+        _equal(sk, dk)
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+def test_validation_curve_equals_sklearns(scheduler):
+    kwargs = dict(param_name="clf__C", param_range=[0.01, 0.1, 1.0], cv=3)
+    _equal(_run(skm, "validation_curve", _pipe(), X, y, **kwargs),
+           _run(dkm, "validation_curve", _pipe(), X, y, scheduler=scheduler, **kwargs))
+
+
+def test_validation_curve_over_a_final_parameter_fits_each_prefix_once_per_fold():
+    pipe = Pipeline([("a", CountingTransformer(tag="a")), ("clf", LogisticRegression())])
+    dkm.validation_curve(pipe, X, y, param_name="clf__C", param_range=[0.01, 0.1, 1, 10],
+                         cv=5, scheduler="sync")
+    assert CALLS[("a", "fit")] == 5
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+def test_learning_curve_equals_sklearns(scheduler):
+    kwargs = dict(train_sizes=[0.3, 0.6, 1.0], cv=3, shuffle=True, random_state=0,
+                  return_times=True)
+    sk = _run(skm, "learning_curve", _pipe(), X, y, **kwargs)
+    dk = _run(dkm, "learning_curve", _pipe(), X, y, scheduler=scheduler, **kwargs)
+    assert len(sk) == len(dk) == 5
+    _equal(sk[:3], dk[:3])  # then fit and score times
+    sgd = SGDClassifier(random_state=0)
+    kwargs = dict(train_sizes=[0.3, 0.6, 1.0], cv=3, exploit_incremental_learning=True)
+    _equal(_run(skm, "learning_curve", sgd, X, y, **kwargs),
+           _run(dkm, "learning_curve", sgd, X, y, scheduler=scheduler, **kwargs))
+
+
+@pytest.mark.parametrize("scheduler", ENGINES)
+def test_permutation_test_score_equals_sklearns(scheduler):
+    kwargs = dict(n_permutations=8, cv=StratifiedKFold(3), random_state=0, groups=groups)
+    _equal(_run(skm, "permutation_test_score", _pipe(), X, y, **kwargs),
+           _run(dkm, "permutation_test_score", _pipe(), X, y, scheduler=scheduler, **kwargs))
+
+
+def test_curve_displays_use_dklearns_curves():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    pipe = Pipeline([("a", CountingTransformer(tag="a")), ("clf", LogisticRegression())])
+    display = dkm.ValidationCurveDisplay.from_estimator(
+        pipe, X, y, param_name="clf__C", param_range=[0.1, 1.0, 10.0], cv=3)
+    assert CALLS[("a", "fit")] == 3  # shared: each fold's prefix once
+    reference = skm.ValidationCurveDisplay.from_estimator(
+        pipe, X, y, param_name="clf__C", param_range=[0.1, 1.0, 10.0], cv=3)
+    np.testing.assert_array_equal(display.test_scores, reference.test_scores)
+    assert display.score_name == reference.score_name
+    display = dkm.LearningCurveDisplay.from_estimator(_pipe(), X, y, cv=3)
+    reference = skm.LearningCurveDisplay.from_estimator(_pipe(), X, y, cv=3)
+    np.testing.assert_array_equal(display.test_scores, reference.test_scores)
+
+
+def test_cross_validate_refuses_a_checkpoint_of_fitted_estimators(tmp_path):
+    with pytest.raises(ValueError, match="return_estimator"):
+        dkm.cross_validate(_pipe(), X, y, return_estimator=True, checkpoint=tmp_path / "c.db")
+
+
+def test_sklearn_config_is_restored():
+    before = sklearn.get_config()
+    dkm.cross_val_score(_pipe(), X, y, scheduler="threads")
+    assert sklearn.get_config() == before
