@@ -38,6 +38,7 @@ no other task can see it change.
 """
 
 import copy
+import threading
 import time
 from traceback import format_exc
 
@@ -648,6 +649,11 @@ def _short_time(t):
     return f" {t:5.1f}s"
 
 
+def unwrap(const):
+    """A constant, as a task (a cluster recreates data it lost from it)."""
+    return const.value
+
+
 def with_config(settings, func, *args):
     """Run ``func(*args)`` under the caller's scikit-learn configuration (on a cluster).
 
@@ -668,3 +674,93 @@ def with_config(settings, func, *args):
 def _value(arg):
     return arg.value if isinstance(arg, Const) else arg
 
+
+
+# ---------------------------------------------------------------------------
+# A group of tasks run as one (a cluster's coarse tasks, see _engines.distributed)
+# ---------------------------------------------------------------------------
+
+
+def run_group(settings, plan, names, values, limit=None):
+    """Run ``plan``'s tasks in order, in this thread; the values of its outputs.
+
+    ``plan`` is ``(steps, outputs)``: ``steps`` a list of (key, task) in an
+    order where each task comes after what it reads, ``outputs`` the keys
+    whose values to return.  ``names``/``values``: the keys the plan reads
+    from outside, and their values.  Every call runs under ``settings``
+    (the caller's scikit-learn configuration; joblib inside a task runs on
+    the same cluster).
+
+    ``limit``: seconds each task may run.  A task that runs longer is left
+    running in its thread, and the group returns at once: a ``Stopped`` with
+    the outputs finished so far, the key that ran too long, and this
+    process's address, for the caller to restart it (see _engines.distributed).
+    """
+    from contextlib import nullcontext
+
+    import joblib
+    import sklearn
+
+    steps, outputs = plan.value
+    known = dict(zip(names.value, values))
+    backend = settings.value.get("joblib")
+    nested = joblib.parallel_config(backend=backend) if backend else nullcontext()
+    wanted = set(outputs)
+    done = {}
+    with sklearn.config_context(**settings.value["sklearn"]), nested:
+        for key, task in steps:
+            if limit is None:
+                known[key] = execute(task, known)
+            else:
+                finished, value = _within(limit, task, known, settings.value["sklearn"])
+                if not finished:
+                    return Stopped(done, key, value)
+                known[key] = value
+            if key in wanted:
+                done[key] = known[key]
+    return [done[key] for key in outputs]
+
+
+class Stopped:
+    """A group that stopped at a task past its time limit (see ``run_group``)."""
+
+    __slots__ = ("done", "key", "elapsed", "address")
+
+    def __init__(self, done, key, elapsed, address=None):
+        self.done, self.key, self.elapsed = done, key, elapsed
+        if address is None:
+            from distributed import get_worker
+
+            address = get_worker().address
+        self.address = address
+
+    def __reduce__(self):
+        return (Stopped, (self.done, self.key, self.elapsed, self.address))
+
+
+def _within(limit, task, known, config):
+    """(True, value) if ``task`` ends within ``limit`` seconds, else (False, seconds waited).
+
+    It runs in a thread of its own, which is left running when it is late:
+    only restarting this process stops it.
+    """
+    import sklearn
+
+    box = {}
+
+    def target():
+        with sklearn.config_context(**config):
+            try:
+                box["value"] = execute(task, known)
+            except BaseException as error:  # noqa: BLE001 - raised in the caller below
+                box["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True, name="dklearn-timed")
+    start = time.perf_counter()
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        return False, time.perf_counter() - start
+    if "error" in box:
+        raise box["error"]
+    return True, box["value"]

@@ -26,6 +26,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 import dklearn  # noqa: F401 - registers joblib's 'dask.distributed' name
+from dklearn._engines import CrashedWorker
 from dklearn.model_selection import GridSearchCV
 
 from ._helpers import Crasher, assert_same_results
@@ -86,10 +87,11 @@ def test_client_and_active_client_equal_local(cluster, local_result):
             implicit = GridSearchCV(PIPE, GRID, return_train_score=True).fit(X, y)
     assert_same_results(local_result, explicit)
     assert_same_results(local_result, implicit)
-    # The dashboard shows what each task does.
-    names = {task["key"].split("-")[0] + "-" + task["key"].split("-")[1] for task in stream.data
-             if isinstance(task["key"], str) and "-" in task["key"]}
-    assert {"fit-PCA", "score-LogisticRegression"} <= names
+    # The dashboard shows what each task does: chunks of (candidate, fold)
+    # fits, each with the PCA they alone read fitted inside them.
+    keys = [task["key"] for task in stream.data if isinstance(task["key"], str)]
+    assert keys and all(k.startswith("score-LogisticRegression-") and "-chunk" in k
+                        for k in keys)
 
 
 def test_a_search_run_again_on_one_client_sends_no_key_the_last_one_used(cluster, monkeypatch):
@@ -117,7 +119,7 @@ def test_a_search_run_again_on_one_client_sends_no_key_the_last_one_used(cluster
             sent.append(set())
             results.append(GridSearchCV(PIPE, GRID, scheduler=client).fit(X, y))
     first, second = sent
-    assert any(k.startswith("X-") for k in first) and any(k.startswith("fit-PCA-") for k in first)
+    assert any(k.startswith("X-") for k in first) and any("-chunk" in k for k in first)
     assert not first & second
     assert_same_results(results[0], results[1])
 
@@ -241,19 +243,88 @@ def crash_cluster():
         yield running
 
 
-def test_fit_that_kills_its_worker_is_a_failed_fit(crash_cluster):
-    grid = {"crash": [False, True]}
-    with pytest.warns(FitFailedWarning, match=r"candidate \{'crash': True\}"):
+def test_fit_that_kills_its_worker_is_a_failed_fit_and_only_it(crash_cluster):
+    # dask counts every task on a dying worker, innocent or not: each fit of
+    # a chunk that killed workers runs again alone, and only the culprit is
+    # recorded as a failed fit.
+    grid = [{"crash": [False], "tag": [0, 1, 2]}, {"crash": [True], "tag": [0]}]
+    with pytest.warns(FitFailedWarning, match=r"candidate \{'crash': True"):
         search = GridSearchCV(Crasher(), grid, cv=2, scheduler=crash_cluster.address).fit(X, y)
-    # The crashing candidate is a failed fit; the search itself completed.
-    # (A fit that merely shared a worker with the crash may be given up on
-    # too: dask counts every task on a dying worker.)
-    assert np.isnan(search.cv_results_["mean_test_score"][1])
-    assert search.cv_results_["params"] == [{"crash": False}, {"crash": True}]
+    crashed = np.array([p["crash"] for p in search.cv_results_["params"]])
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[crashed]).all() and np.isfinite(scores[~crashed]).all()
 
 
 def test_fit_that_kills_its_worker_raises_with_raise(crash_cluster):
     search = GridSearchCV(Crasher(), {"crash": [True]}, cv=2, scheduler=crash_cluster.address,
                           error_score="raise")
-    with pytest.raises(distributed.KilledWorker):
+    with pytest.raises(CrashedWorker, match="running alone on a dask worker"):
         search.fit(X, y)
+
+
+
+class Stuck(ClassifierMixin, BaseEstimator):
+    def __init__(self, stuck=False, C=1.0):
+        self.stuck, self.C = stuck, C
+
+    def fit(self, X, y):
+        if self.stuck:
+            deadline = time.time() + 120
+            while time.time() < deadline:  # spins: holds a core until stopped
+                pass
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[int(self.C) % 2])
+
+
+def test_a_fit_past_its_limit_is_stopped_by_restarting_its_worker(crash_cluster):
+    with distributed.Client(crash_cluster.address) as client:
+        before = {w["id"] for w in client.scheduler_info()["workers"].values()}
+        start = time.monotonic()
+        with pytest.warns(FitFailedWarning, match="ran longer than fit_timeout=2"):
+            search = GridSearchCV(Stuck(), {"stuck": [False, True]}, cv=2,
+                                  scheduler=client, fit_timeout=2).fit(X, y)
+        elapsed = time.monotonic() - start
+        stuck = np.array([p["stuck"] for p in search.cv_results_["params"]])
+        scores = search.cv_results_["mean_test_score"]
+        assert np.isnan(scores[stuck]).all() and np.isfinite(scores[~stuck]).all()
+        # Two stuck fits on two workers: one wave of the limit, and restarts.
+        assert elapsed < 2 + 30
+        client.wait_for_workers(2, timeout=60)
+        after = {w["id"] for w in client.scheduler_info()["workers"].values()}
+        assert after != before  # restarted through dask: new worker processes
+        time.sleep(1)
+        busy = [p for p in psutil_children(crash_cluster) if p.cpu_percent(interval=0.5) > 50]
+        assert not busy  # nothing keeps spinning
+
+
+def psutil_children(running):
+    import psutil
+
+    out = []
+    for proc in running.workers:
+        try:
+            out.extend(psutil.Process(proc.pid).children(recursive=True))
+            out.append(psutil.Process(proc.pid))
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+def test_halving_and_cross_validation_run_on_the_cluster(cluster):
+    from sklearn.model_selection._search_successive_halving import HalvingGridSearchCV
+
+    from dklearn import model_selection as dkm
+
+    kwargs = dict(estimator=PIPE, param_grid={"pca__n_components": [2, 3, 4],
+                                              "clf__C": [0.1, 1.0, 10.0]},
+                  factor=2, random_state=0, cv=3)
+    with distributed.Client(cluster.address) as client:
+        with distributed.get_task_stream(client) as stream:
+            got = dkm.HalvingGridSearchCV(**kwargs, scheduler=client).fit(X, y)
+            scores = dkm.cross_val_score(PIPE, X, y, cv=3, scheduler=client)
+    assert_same_results(HalvingGridSearchCV(**kwargs).fit(X, y), got)
+    np.testing.assert_array_equal(scores, skm.cross_val_score(PIPE, X, y, cv=3))
+    assert len(stream.data) >= got.n_iterations_ + 1

@@ -159,11 +159,11 @@ def run(graph, keys, kinds, options, hooks=None, cache=None):
         from . import distributed
 
         with Client(scheduler, set_as_default=False) as client:
-            return distributed.run(client, graph, keys, options, hooks)
+            return distributed.run(client, graph, keys, kinds, options, hooks)
     if scheduler is not None and not isinstance(scheduler, str):
         from . import distributed
 
-        return distributed.run(scheduler, graph, keys, options, hooks)
+        return distributed.run(scheduler, graph, keys, kinds, options, hooks)
     from . import local
 
     return local.run(graph, keys, kinds, scheduler, n_workers(options.n_jobs), options, hooks,

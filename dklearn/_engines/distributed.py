@@ -1,53 +1,187 @@
-"""Run a search graph on a dask.distributed cluster: data sent once, records back.
+"""Run a search graph on a dask.distributed cluster: coarse tasks, data sent once.
 
-dklearn has no cluster of its own: ``Client.get`` runs the graph, dask's
-scheduler places the tasks, dask's workers run them (``_tasks``, each call
-under the caller's scikit-learn configuration, with joblib inside a task
-running on the same cluster).  The graph's constants (X, y, folds, fit
-parameters) are scattered once; fitted steps and transformed folds stay on
-the workers; only each (candidate, fold)'s record comes back, as soon as it
-is done, so a worker dying later takes no finished result with it.
+dklearn has no cluster of its own: dask's scheduler places the tasks, dask's
+workers run them, dask restarts a worker that died.  What dklearn decides is
+what a dask task is:
+
+- The (candidate, fold) tasks that read the same intermediate results (a
+  fitted prefix's fold) form a group.  A group is cut into chunks so that
+  the cluster gets about ``CHUNKS_PER_THREAD`` tasks per worker thread: few
+  enough that the scheduler's cost per task (about a millisecond) is paid
+  rarely, even for 100,000 candidates, and enough that uneven fits even out
+  (the last chunks end within about a quarter of a thread's share of the
+  work).  A chunk is one dask task, which runs its fits one after the other
+  and returns their records.
+- A step that only one chunk reads is computed inside that chunk: the
+  prefix and the fits that use it run on the same worker, and the
+  transformed fold never travels.  A step that several chunks read is a dask
+  task of its own, its result fetched once by each worker that needs it.
+- The graph's constants (X, y, folds, fit parameters, scorers) are scattered
+  once; only records come back, as each chunk finishes, so a worker dying
+  later takes no finished result with it.
+
+A chunk that killed the workers that ran it (dask's ``KilledWorker``) is
+submitted again one fit per task, one at a time: dask counts every task on
+a dying worker, innocent or not, and a fit is recorded as crashed only if
+it killed a worker running it alone.  With ``fit_timeout``, a chunk whose
+fit runs too long returns at once what it finished; dklearn restarts that
+worker through dask (``Client.restart_workers``: dask recomputes whatever
+else was on it, as for any lost worker) and submits the rest again.  If
+every worker holding the scattered data died, what is left is submitted
+again with the data inside the graph, so that the scheduler can recreate it.
 """
 
+import math
 import os
 
 from .. import _tasks
+from . import CrashedWorker, FitTimeout
+
+# Dask tasks per worker thread (see the module doc).
+CHUNKS_PER_THREAD = 4
 
 
-def run(client, graph, keys, options, hooks, attempts=3):
-    """Run on a dask.distributed cluster: data sent once, only records come back.
-
-    The data entries of the graph (X, y, fit parameters) are scattered to the
-    cluster once, and each worker that needs it fetches it once; fitted
-    steps and transformed folds stay on the workers; only the final tasks'
-    score records are gathered.  A task that raises fails fast: the search
-    cancels the rest and re-raises.  A task that kills its workers until
-    dask gives up (KilledWorker) is handed to ``hooks.lost``.  If every worker
-    holding the data died, the unfinished part is submitted again, with the
-    data inside the graph so that the scheduler can recreate it.  Inside tasks, joblib uses the same cluster (nested
-    ``n_jobs``), seceding while it waits.
-    """
+def run(client, graph, keys, kinds, options, hooks, attempts=3):
+    """Compute ``keys`` of ``graph`` on the cluster of ``client``; their values, in order."""
     values = {}
-    for attempt in range(attempts):
-        remaining = [k for k in dict.fromkeys(keys) if k not in values]
-        if not remaining:
-            break
-        # After a loss, the data travels inside the graph instead: the
-        # scheduler can then recreate it on a new worker by itself, and a
-        # fit that keeps killing workers ends as dask's KilledWorker.
-        values.update(_submit(client, graph, remaining, options.config, hooks,
-                              scatter=attempt == 0))
-    missing = [k for k in keys if k not in values]
-    if missing:
-        raise RuntimeError(
-            f"The cluster lost the search's data {attempts} times (every worker that "
-            f"held it died); {len(missing)} fits did not run. Check the workers' logs."
-        )
+    threads = max(sum(client.nthreads().values()), 1)
+    pending = list(dict.fromkeys(keys))
+    scatter, fruitless = True, 0
+    while pending:
+        plan = _Plan(graph, pending, threads)
+        got, suspects, stopped, lost = _submit(client, graph, plan, options, hooks, scatter)
+        values.update(got)
+        _stop(client, stopped, values, hooks, options)
+        for key in suspects:  # each alone, one after the other
+            _alone(client, graph, key, threads, values, options, hooks, attempts)
+        before, pending = len(pending), [k for k in pending if k not in values]
+        # After a loss, the data travels inside the graph: the scheduler can
+        # then recreate it on a new worker by itself.
+        scatter = not lost
+        fruitless = 0 if len(pending) < before else fruitless + 1
+        if fruitless >= attempts:
+            raise RuntimeError(
+                f"The cluster lost the search's data {attempts} times (every worker that "
+                f"held it died); {len(pending)} fits did not run. Check the workers' logs."
+            )
     return [values[k] for k in keys]
 
 
-def _submit(client, graph, keys, config, hooks, scatter=True):
-    """One submission of ``keys``; returns the values it got (lost data: absent)."""
+def _alone(client, graph, key, threads, values, options, hooks, attempts):
+    """Run ``key`` alone: its value, or a failed fit if it kills its worker again."""
+    scatter = True
+    for _ in range(attempts):
+        got, crashed, stopped, lost = _submit(client, graph, _Plan(graph, [key], threads),
+                                              options, hooks, scatter)
+        values.update(got)
+        _stop(client, stopped, values, hooks, options)
+        if crashed:
+            values[key] = hooks.fail(key, CrashedWorker(
+                f"The task {key!r} was running alone on a dask worker each time one died "
+                "(KilledWorker)."))
+            hooks.done(key, values[key])
+        if key in values:
+            return
+        scatter = not lost  # the data died with the worker: inside the graph now
+
+
+def _stop(client, stopped, values, hooks, options):
+    """Record the fits that ran past their limit; restart the workers still running them."""
+    for key, elapsed, address in stopped:
+        values[key] = _timed_out(hooks, key, elapsed, options)
+        hooks.done(key, values[key])
+    for address in {address for _, _, address in stopped}:
+        try:
+            client.restart_workers([address])
+        except Exception as error:  # noqa: BLE001 - a worker without a nanny, say
+            import warnings
+
+            warnings.warn(
+                f"dklearn could not restart the dask worker {address} running a fit past "
+                f"fit_timeout ({type(error).__name__}: {error}); the fit goes on there. "
+                "Workers started with a nanny (dask's default) can be restarted.",
+                RuntimeWarning,
+            )
+
+
+def _timed_out(hooks, key, elapsed, options):
+    record = hooks.fail(key, FitTimeout(
+        f"The task {key!r} ran longer than fit_timeout={options.fit_timeout} s and was "
+        "stopped (its worker restarted)."))
+    record["fit_time"] = elapsed
+    return record
+
+
+class _Plan:
+    """The dask tasks for ``keys``: chunks of final tasks, and the shared steps they read."""
+
+    def __init__(self, graph, keys, threads):
+        memo = {}
+        self.deps = {}
+        order = []  # every task needed, dependencies first
+        seen = set()
+
+        def visit(key):
+            stack = [(key, False)]
+            while stack:
+                k, expanded = stack.pop()
+                if expanded:
+                    order.append(k)
+                    continue
+                if k in seen or not _tasks.is_task(graph[k]):
+                    continue
+                seen.add(k)
+                self.deps[k] = _tasks.dependencies(graph[k], graph, memo)
+                stack.append((k, True))
+                stack.extend((d, False) for d in self.deps[k])
+
+        for key in keys:
+            visit(key)
+        wanted = set(keys)
+        # Final tasks that read the same intermediate results form a group.
+        groups = {}
+        for key in keys:
+            reads = frozenset(d for d in self.deps.get(key, ()) if d in self.deps)
+            groups.setdefault(reads, []).append(key)
+        size = max(1, math.ceil(len(keys) / (CHUNKS_PER_THREAD * threads)))
+        self.chunks = [members[i:i + size] for members in groups.values()
+                       for i in range(0, len(members), size)]
+        # A step read by one chunk only runs inside it.
+        readers = {}
+        for index, chunk in enumerate(self.chunks):
+            for key in chunk:
+                for dep in self._upstream(key):
+                    readers.setdefault(dep, set()).add(index)
+        self.inside = [set() for _ in self.chunks]
+        for dep, chunks in readers.items():
+            if len(chunks) == 1 and dep not in wanted:
+                self.inside[next(iter(chunks))].add(dep)
+        self.shared = [k for k in order if k not in wanted and len(readers.get(k, ())) > 1]
+        self.order = {k: i for i, k in enumerate(order)}
+
+    def _upstream(self, key):
+        out, stack = set(), list(self.deps.get(key, ()))
+        while stack:
+            dep = stack.pop()
+            if dep in self.deps and dep not in out:
+                out.add(dep)
+                stack.extend(self.deps[dep])
+        return out
+
+    def chunk_plan(self, index, graph):
+        """(steps, outputs, the keys it reads from outside) of chunk ``index``."""
+        inside = self.inside[index]
+        chunk = self.chunks[index]
+        steps = sorted(inside | set(chunk), key=self.order.get)
+        reads = set()
+        for key in steps:
+            reads.update(d for d in self.deps[key] if d not in inside)
+        return [(k, graph[k]) for k in steps], list(chunk), sorted(reads)
+
+
+def _submit(client, graph, plan, options, hooks, scatter=True):
+    """One submission: (values, keys of chunks that killed workers, stopped fits, whether
+    data was lost)."""
     from distributed import as_completed
 
     data = {k: v for k, v in graph.items() if not _tasks.is_task(v)}
@@ -60,62 +194,76 @@ def _submit(client, graph, keys, config, hooks, scatter=True):
     # Each submission's keys are its own, the data's included: a search run
     # again on the same client would otherwise scatter X under the key the
     # last one had just released, while the scheduler was still forgetting
-    # it.  Caught once in 20-30 pairs of searches: the scheduler held
-    # X as in memory, every worker as missing, and the search waited for good.
-    # (dask/dask#9888 describes the same hazard for reused task keys.)  The
+    # it (caught once in 20-30 pairs of searches: the search waited for
+    # good; dask/dask#9888 describes the same hazard for reused keys).  The
     # key's own name stays in front, for the dashboard.
     tag = os.urandom(4).hex()
-    scattered = {}
+    settings = _tasks.Const({"sklearn": options.config, "joblib": "dask"})
+    names = {}
+    dask_graph = {}
     if data and scatter:
         sent = client.scatter({f"{k}-{tag}": v for k, v in data.items()}, hash=False)
-        scattered = {k: sent[f"{k}-{tag}"] for k in data}
-    settings = _tasks.Const({"sklearn": config, "joblib": "dask"})
-    named = {key: f"{key}-{tag}" for key in graph if key not in scattered}
-    ours = {name: key for key, name in named.items()}
-    # Tasks name the scattered futures directly (not through an alias task,
-    # whose output would live on one worker and be copied to the others).
-    wrapped = {
-        named[key]: _wrap(task, settings, _tasks.with_config, scattered, named)
-        for key, task in graph.items()
-        if key not in scattered
-    }
-    futures = client.get(wrapped, [named[k] for k in keys], sync=False)
-    values = {}
+        names.update({k: sent[f"{k}-{tag}"] for k in data})
+    else:
+        for k, v in data.items():
+            names[k] = f"{k}-{tag}"
+            dask_graph[names[k]] = (_tasks.unwrap, _tasks.Const(v))
+    for key in plan.shared:
+        names[key] = f"{key}-{tag}"
+    for key in plan.shared:
+        steps = [(key, graph[key])]
+        reads = sorted(set(plan.deps[key]))
+        dask_graph[names[key]] = _group_task(settings, steps, [key], reads, names, None)
+    chunk_names = []
+    for index in range(len(plan.chunks)):
+        steps, outputs, reads = plan.chunk_plan(index, graph)
+        first = graph_name(outputs[0])
+        name = f"{first}-chunk{index}-{tag}"
+        chunk_names.append(name)
+        dask_graph[name] = _group_task(settings, steps, outputs, reads, names,
+                                       options.fit_timeout)
+    futures = client.get(dask_graph, chunk_names, sync=False)
+    chunk_of = {f.key: i for i, f in zip(range(len(futures)), futures)}
+    values, suspects, stopped, lost = {}, [], [], False
     try:
         with client.as_current():  # as_completed looks for the current client
-            # Results are fetched as they finish: a worker that dies later
-            # (another fit crashing it) takes no finished result with it.
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
-                key = ours[future.key]
+                chunk = plan.chunks[chunk_of[future.key]]
                 if future.status == "finished":
-                    values[key] = result
-                    hooks.done(key, result)
+                    if isinstance(result, _tasks.Stopped):
+                        for key, value in result.done.items():
+                            values[key] = value
+                            hooks.done(key, value)
+                        if result.key in chunk:
+                            stopped.append((result.key, result.elapsed, result.address))
+                        else:  # a step inside the chunk: each fit that read it
+                            for key in chunk:
+                                if key not in values:
+                                    stopped.append((key, result.elapsed, result.address))
+                        continue
+                    for key, value in zip(chunk, result):
+                        values[key] = value
+                        hooks.done(key, value)
                 elif future.status == "error":
                     error = future.exception()
                     if type(error).__name__ != "KilledWorker":
                         raise error
-                    values[key] = hooks.fail(key, error)
-                    hooks.done(key, values[key])
-                # else 'cancelled': its input data was lost; submitted again.
+                    if len(chunk) == 1 and len(plan.chunks) == 1:
+                        return values, list(chunk), stopped, lost  # alone already: crashed
+                    suspects.extend(chunk)
+                else:  # 'cancelled': its input data was lost; submitted again
+                    lost = True
     finally:
         client.cancel(futures)
-        client.cancel(list(scattered.values()))
-    return values
+        client.cancel([v for v in names.values() if not isinstance(v, str)])
+    return values, suspects, stopped, lost
 
 
-def _wrap(task, settings, with_config, futures, named):
-    """Make every call of a task (nested ones too) run under ``settings``.
+def graph_name(key):
+    """The part of a key the dashboard shows: what the task does and for which class."""
+    return "-".join(key.split("-")[:2])
 
-    References to scattered data become the futures themselves, and
-    references to other tasks their names in this submission (``named``).
-    """
-    if isinstance(task, tuple) and task and callable(task[0]):
-        args = (_wrap(a, settings, with_config, futures, named) for a in task[1:])
-        return (with_config, settings, task[0], *args)
-    if isinstance(task, list):
-        return [_wrap(a, settings, with_config, futures, named) for a in task]
-    if isinstance(task, str):
-        if task in futures:
-            return futures[task]
-        return named.get(task, task)
-    return task
+
+def _group_task(settings, steps, outputs, reads, names, limit):
+    return (_tasks.run_group, settings, _tasks.Const((steps, outputs)),
+            _tasks.Const(list(reads)), [names[k] for k in reads], limit)

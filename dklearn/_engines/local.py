@@ -58,7 +58,7 @@ def run(graph, keys, kinds, scheduler, workers, options, hooks, cache=None):
     """Run ``keys`` of ``graph`` on ``workers`` local workers (see module doc)."""
     if options.fit_timeout and scheduler in ("sync", "threads"):
         raise ValueError(
-            f"fit_timeout needs tasks that can be stopped, which scheduler={scheduler!r} "
+            f"fit_timeout needs fits that can be stopped, which scheduler={scheduler!r} "
             "cannot do (a thread cannot be killed); use scheduler='processes' or the default."
         )
     if scheduler == "sync" or (scheduler is None and workers == 1 and not options.fit_timeout):
