@@ -32,13 +32,15 @@ from dataclasses import dataclass, field
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = ("sklearn", "sklearn-seq", "dask-ml")
+NOT_IN_DASK_ML = ("HalvingGridSearchCV", "HalvingRandomSearchCV", "validation_curve")
 
 
 @dataclass
 class Search:
     """One search of a workload: a search class's name, its arguments, the data."""
 
-    kind: str  # "GridSearchCV", "RandomizedSearchCV", or "nested" (a search in cross_val_score)
+    # a search class's name, "validation_curve", or "nested" (a search in cross_val_score)
+    kind: str
     kwargs: dict
     X: object
     y: object
@@ -278,8 +280,51 @@ def small_krr():
                                         param_grid=grid, cv=5), X[:100], y[:100])]
 
 
+def halving():
+    """HalvingGridSearchCV: scale -> PCA -> SGD, 1,440 candidates, cv=5, 20000 x 100."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(n_samples=20000, n_features=100, n_informative=20,
+                               n_redundant=40, random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(random_state=0)),
+                     ("clf", SGDClassifier(random_state=0))])
+    grid = {
+        "pca__n_components": [10, 20, 40, 60],
+        "clf__alpha": np.logspace(-6, -1, 10),
+        "clf__loss": ["hinge", "log_loss", "modified_huber"],
+        "clf__penalty": ["l2", "l1", "elasticnet"],
+        "clf__average": [False, True],
+        "clf__fit_intercept": [True, False],
+    }
+    return [Search("HalvingGridSearchCV", dict(estimator=pipe, param_grid=grid, cv=5,
+                                               factor=3, random_state=0), X, y)]
+
+
+def curve():
+    """validation_curve over an SVC's C after scale -> PCA, 8 values, cv=5, 4000 x 200."""
+    import numpy as np
+    from sklearn.datasets import make_classification
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    X, y = make_classification(n_samples=4000, n_features=200, n_informative=30,
+                               random_state=0)
+    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(n_components=60, random_state=0)),
+                     ("svc", LinearSVC(random_state=0))])
+    return [Search("validation_curve", dict(estimator=pipe, param_name="svc__C",
+                                            param_range=np.logspace(-4, 3, 8), cv=5), X, y)]
+
+
 WORKLOADS = {f.__name__: f for f in (post, text, small_fits, mlp, columns, hgb_random,
-                                     notebook, small_svc, small_nested, small_kde, small_krr)}
+                                     notebook, small_svc, small_nested, small_kde, small_krr,
+                                     halving, curve)}
 
 
 # --------------------------------------------------------------------------
@@ -310,6 +355,10 @@ def _classes(impl):
 
 
 def _run(search, module, extra):
+    if search.kind.startswith("Halving") and module.__name__ == "sklearn.model_selection":
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    if search.kind == "validation_curve":
+        return module.validation_curve(X=search.X, y=search.y, **search.kwargs, **extra)
     if search.kind == "nested":
         from sklearn.model_selection import cross_val_score
 
@@ -333,6 +382,8 @@ def measure(impl, workload):
             elapsed = time.perf_counter() - start
         return {"seconds": elapsed / os.cpu_count(), "best": None}
     module, extra = _classes(impl)
+    if impl == "dask-ml" and any(s.kind in NOT_IN_DASK_ML for s in searches):
+        return {"unsupported": True}
     start = time.perf_counter()
     results = [_run(search, module, extra) for search in searches]
     elapsed = time.perf_counter() - start
@@ -379,12 +430,19 @@ def main(argv=None):
     raw = {}
     for workload in args.workloads:
         runs = {impl: [] for impl in impls}
-        errors = {}
+        errors, skip = {}, set()
         extra = ["bound"] if workload == "post" else []
         for repeat in range(args.repeats):
             order = impls if repeat % 2 == 0 else impls[::-1]
             for impl in list(order) + (extra if repeat == 0 else []):
+                if impl in skip:
+                    continue
                 result = run_fresh(impl, workload)
+                if "unsupported" in result:
+                    errors[impl] = "has no such search or function"
+                    runs.pop(impl, None)
+                    skip.add(impl)
+                    continue
                 if "error" in result:
                     errors[impl] = result["error"]
                     continue

@@ -541,6 +541,34 @@ def validates_like(name):
     return decorate
 
 
+def deprecated_fit_params(name, fit_params, params):
+    """``params`` with the ``fit_params`` scikit-learn 1.6 and 1.7 still accept.
+
+    Deprecated there (a FutureWarning) and gone from 1.8: with a release
+    whose ``name`` no longer takes it, the call fails as scikit-learn's would.
+    """
+    if fit_params is None:
+        return params
+    import inspect
+
+    import sklearn.model_selection as sk
+
+    if "fit_params" not in inspect.signature(getattr(sk, name)).parameters:
+        raise TypeError(f"{name}() got an unexpected keyword argument 'fit_params'")
+    if params is not None:
+        raise ValueError(
+            "`params` and `fit_params` cannot both be provided. Pass parameters "
+            "via `params`. `fit_params` is deprecated and will be removed in "
+            "version 1.8."
+        )
+    warnings.warn(
+        "`fit_params` is deprecated and will be removed in version 1.8. "
+        "Pass parameters via `params` instead.",
+        FutureWarning,
+    )
+    return fit_params
+
+
 def check_groups(groups):
     """``groups`` are the splitter's metadata when routing is on: an error, as in scikit-learn."""
     if groups is not None and routing_enabled():

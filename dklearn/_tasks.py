@@ -46,6 +46,12 @@ from sklearn.base import clone
 
 from . import _compat
 
+# Set in every thread that runs tasks (an engine's worker thread or process,
+# a dask worker's thread): a search inside a task (a search in a
+# cross-validation, say) runs there one task at a time by default, as
+# joblib's nested Parallel calls do, instead of multiplying the workers.
+RUNNING = threading.local()
+
 
 class Const:
     """A literal that evaluators pass through untouched."""
@@ -654,23 +660,6 @@ def unwrap(const):
     return const.value
 
 
-def with_config(settings, func, *args):
-    """Run ``func(*args)`` under the caller's scikit-learn configuration (on a cluster).
-
-    joblib inside the task (an estimator's own ``n_jobs``) runs on the same
-    cluster.
-    """
-    from contextlib import nullcontext
-
-    import joblib
-    import sklearn
-
-    backend = settings.value.get("joblib")
-    nested = joblib.parallel_config(backend=backend) if backend else nullcontext()
-    with sklearn.config_context(**settings.value["sklearn"]), nested:
-        return func(*args)
-
-
 def _value(arg):
     return arg.value if isinstance(arg, Const) else arg
 
@@ -688,31 +677,25 @@ def run_group(settings, plan, names, values, limit=None):
     order where each task comes after what it reads, ``outputs`` the keys
     whose values to return.  ``names``/``values``: the keys the plan reads
     from outside, and their values.  Every call runs under ``settings``
-    (the caller's scikit-learn configuration; joblib inside a task runs on
-    the same cluster).
+    (the caller's scikit-learn configuration, and the joblib backend for
+    joblib inside the tasks).
 
     ``limit``: seconds each task may run.  A task that runs longer is left
     running in its thread, and the group returns at once: a ``Stopped`` with
     the outputs finished so far, the key that ran too long, and this
     process's address, for the caller to restart it (see _engines.distributed).
     """
-    from contextlib import nullcontext
-
-    import joblib
-    import sklearn
-
+    RUNNING.task = True
     steps, outputs = plan.value
     known = dict(zip(names.value, values))
-    backend = settings.value.get("joblib")
-    nested = joblib.parallel_config(backend=backend) if backend else nullcontext()
     wanted = set(outputs)
     done = {}
-    with sklearn.config_context(**settings.value["sklearn"]), nested:
+    with _configured(settings.value):
         for key, task in steps:
             if limit is None:
                 known[key] = execute(task, known)
             else:
-                finished, value = _within(limit, task, known, settings.value["sklearn"])
+                finished, value = _within(limit, task, known, settings.value)
                 if not finished:
                     return Stopped(done, key, value)
                 known[key] = value
@@ -738,18 +721,31 @@ class Stopped:
         return (Stopped, (self.done, self.key, self.elapsed, self.address))
 
 
-def _within(limit, task, known, config):
+def _configured(settings):
+    """A context that applies ``settings``: scikit-learn's configuration, a joblib backend."""
+    from contextlib import ExitStack
+
+    import joblib
+    import sklearn
+
+    stack = ExitStack()
+    stack.enter_context(sklearn.config_context(**settings["sklearn"]))
+    if settings.get("joblib"):
+        stack.enter_context(joblib.parallel_config(**settings["joblib"]))
+    return stack
+
+
+def _within(limit, task, known, settings):
     """(True, value) if ``task`` ends within ``limit`` seconds, else (False, seconds waited).
 
     It runs in a thread of its own, which is left running when it is late:
     only restarting this process stops it.
     """
-    import sklearn
-
     box = {}
 
     def target():
-        with sklearn.config_context(**config):
+        RUNNING.task = True
+        with _configured(settings):
             try:
                 box["value"] = execute(task, known)
             except BaseException as error:  # noqa: BLE001 - raised in the caller below

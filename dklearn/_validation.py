@@ -97,9 +97,10 @@ def cross_val_score(estimator, X, y=None, *, groups=None, scoring=None, cv=None,
 @_compat.validates_like("validation_curve")
 def validation_curve(estimator, X, y, *, param_name, param_range, groups=None, cv=None,
                      scoring=None, n_jobs=None, pre_dispatch="all", verbose=0,
-                     error_score=np.nan, params=None, scheduler=None, checkpoint=None,
-                     progress=False, fit_timeout=None):
+                     error_score=np.nan, params=None, fit_params=None, scheduler=None,
+                     checkpoint=None, progress=False, fit_timeout=None):
     """scikit-learn's ``validation_curve``: a grid over one parameter, prefixes shared."""
+    params = _compat.deprecated_fit_params("validation_curve", fit_params, params)
     _compat.check_groups(groups)
     X, y, groups = indexable(X, y, groups)
     cv = check_cv(cv, y, classifier=is_classifier(estimator))
@@ -127,9 +128,10 @@ def validation_curve(estimator, X, y, *, param_name, param_range, groups=None, c
 def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1, 1.0, 5),
                    cv=None, scoring=None, exploit_incremental_learning=False, n_jobs=None,
                    pre_dispatch="all", verbose=0, shuffle=False, random_state=None,
-                   error_score=np.nan, return_times=False, params=None, scheduler=None,
-                   checkpoint=None, progress=False, fit_timeout=None):
+                   error_score=np.nan, return_times=False, params=None, fit_params=None,
+                   scheduler=None, checkpoint=None, progress=False, fit_timeout=None):
     """scikit-learn's ``learning_curve``: each (size, fold) fit a task, on dklearn's engine."""
+    params = _compat.deprecated_fit_params("learning_curve", fit_params, params)
     _compat.check_groups(groups)
     if exploit_incremental_learning and not hasattr(estimator, "partial_fit"):
         raise ValueError(
@@ -188,8 +190,9 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
 @_compat.validates_like("permutation_test_score")
 def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutations=100,
                            n_jobs=None, random_state=0, verbose=0, scoring=None, params=None,
-                           scheduler=None, progress=False):
+                           fit_params=None, scheduler=None, progress=False):
     """scikit-learn's ``permutation_test_score``: every permutation's fits in one graph."""
+    params = _compat.deprecated_fit_params("permutation_test_score", fit_params, params)
     _compat.check_groups(groups)
     X, y, groups = indexable(X, y, groups)
     cv = check_cv(cv, y, classifier=is_classifier(estimator))

@@ -30,12 +30,11 @@ where scikit-learn's is one), or one inside a task of another search;
 -1 every core, -2 all but one, ``k`` k workers.
 """
 
-import threading
 from dataclasses import dataclass, field
 
 import joblib
 
-from .. import _compat
+from .. import _compat, _tasks
 
 LOCAL_SCHEDULERS = ("sync", "threads", "processes")
 
@@ -79,12 +78,6 @@ def _raise(key, error):
     raise error
 
 
-# Set in dklearn's worker threads and processes: a search inside a task (a
-# search in a cross-validation, say) runs there one task at a time by
-# default, as joblib's nested Parallel calls do, instead of multiplying the
-# workers.
-WORKER = threading.local()
-
 
 def n_workers(n_jobs):
     """Local workers for ``n_jobs``, with scikit-learn's conventions (None: see module doc)."""
@@ -92,7 +85,7 @@ def n_workers(n_jobs):
     if n_jobs is None:
         n_jobs = _compat.joblib_n_jobs()
         if n_jobs is None:
-            return 1 if getattr(WORKER, "inside", False) else cores
+            return 1 if getattr(_tasks.RUNNING, "task", False) else cores
     if n_jobs < 0:
         return max(cores + 1 + n_jobs, 1)
     if n_jobs == 0:

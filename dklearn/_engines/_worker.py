@@ -174,9 +174,9 @@ def serve(conn, idle):
     """Run tasks from ``conn`` one at a time until told to stop (see module doc)."""
     import cloudpickle
 
-    from dklearn import _engines, _tasks
+    from dklearn import _tasks
 
-    _engines.WORKER.inside = True  # a search inside a task runs one task at a time
+    _tasks.RUNNING.task = True
     _send(conn, ("ready", os.getpid()))
     constants, config = _Constants(), None
     while True:

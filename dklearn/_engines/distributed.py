@@ -16,9 +16,15 @@ what a dask task is:
   prefix and the fits that use it run on the same worker, and the
   transformed fold never travels.  A step that several chunks read is a dask
   task of its own, its result fetched once by each worker that needs it.
-- The graph's constants (X, y, folds, fit parameters, scorers) are scattered
-  once; only records come back, as each chunk finishes, so a worker dying
-  later takes no finished result with it.
+- The graph's constants (X, y, folds, fit parameters, scorers) travel once,
+  inside the graph, as tasks that return them: one worker computes each,
+  the others fetch it from there, and if every worker holding it dies the
+  scheduler computes it again.  (Scattered data is lost for good with its
+  workers; a finished chunk whose result died with them is then recomputed
+  by dask from data that no longer exists, and its future waits forever:
+  seen once in some 30 CI runs of a crash test.)  Only records come back,
+  as each chunk finishes, so a worker dying later takes no finished result
+  with it.
 
 A chunk that killed the workers that ran it (dask's ``KilledWorker``) is
 submitted again one fit per task, one at a time: dask counts every task on
@@ -26,15 +32,13 @@ a dying worker, innocent or not, and a fit is recorded as crashed only if
 it killed a worker running it alone.  With ``fit_timeout``, a chunk whose
 fit runs too long returns at once what it finished; dklearn restarts that
 worker through dask (``Client.restart_workers``: dask recomputes whatever
-else was on it, as for any lost worker) and submits the rest again.  If
-every worker holding the scattered data died, what is left is submitted
-again with the data inside the graph, so that the scheduler can recreate it.
+else was on it, as for any lost worker) and submits the rest again.
 """
 
 import math
 import os
 
-from .. import _tasks
+from .. import _joblib, _tasks
 from . import CrashedWorker, FitTimeout
 
 # Dask tasks per worker thread (see the module doc).
@@ -46,33 +50,29 @@ def run(client, graph, keys, kinds, options, hooks, attempts=3):
     values = {}
     threads = max(sum(client.nthreads().values()), 1)
     pending = list(dict.fromkeys(keys))
-    scatter, fruitless = True, 0
+    fruitless = 0
     while pending:
         plan = _Plan(graph, pending, threads)
-        got, suspects, stopped, lost = _submit(client, graph, plan, options, hooks, scatter)
+        got, suspects, stopped = _submit(client, graph, plan, options, hooks)
         values.update(got)
         _stop(client, stopped, values, hooks, options)
         for key in suspects:  # each alone, one after the other
             _alone(client, graph, key, threads, values, options, hooks, attempts)
         before, pending = len(pending), [k for k in pending if k not in values]
-        # After a loss, the data travels inside the graph: the scheduler can
-        # then recreate it on a new worker by itself.
-        scatter = not lost
         fruitless = 0 if len(pending) < before else fruitless + 1
         if fruitless >= attempts:
             raise RuntimeError(
-                f"The cluster lost the search's data {attempts} times (every worker that "
-                f"held it died); {len(pending)} fits did not run. Check the workers' logs."
+                f"The cluster cancelled the search's tasks {attempts} times in a row; "
+                f"{len(pending)} fits did not run. Check the scheduler's and workers' logs."
             )
     return [values[k] for k in keys]
 
 
 def _alone(client, graph, key, threads, values, options, hooks, attempts):
     """Run ``key`` alone: its value, or a failed fit if it kills its worker again."""
-    scatter = True
     for _ in range(attempts):
-        got, crashed, stopped, lost = _submit(client, graph, _Plan(graph, [key], threads),
-                                              options, hooks, scatter)
+        got, crashed, stopped = _submit(client, graph, _Plan(graph, [key], threads),
+                                        options, hooks)
         values.update(got)
         _stop(client, stopped, values, hooks, options)
         if crashed:
@@ -82,7 +82,6 @@ def _alone(client, graph, key, threads, values, options, hooks, attempts):
             hooks.done(key, values[key])
         if key in values:
             return
-        scatter = not lost  # the data died with the worker: inside the graph now
 
 
 def _stop(client, stopped, values, hooks, options):
@@ -179,35 +178,26 @@ class _Plan:
         return [(k, graph[k]) for k in steps], list(chunk), sorted(reads)
 
 
-def _submit(client, graph, plan, options, hooks, scatter=True):
-    """One submission: (values, keys of chunks that killed workers, stopped fits, whether
-    data was lost)."""
+def _submit(client, graph, plan, options, hooks):
+    """One submission: (values, keys of chunks that killed workers, stopped fits)."""
+    import warnings
+
     from distributed import as_completed
 
     data = {k: v for k, v in graph.items() if not _tasks.is_task(v)}
-    # Not broadcast: a broadcast scatter replicates to every worker while the
-    # scheduler's active memory manager (ReduceReplicas, on by default)
-    # drops replicas, and it hung here in CI once in two runs, workers
-    # spinning (dask/distributed#4907; dask/dask#11148).  Workers that need
-    # the data fetch it from the one that has it, once each.
-    #
     # Each submission's keys are its own, the data's included: a search run
-    # again on the same client would otherwise scatter X under the key the
-    # last one had just released, while the scheduler was still forgetting
-    # it (caught once in 20-30 pairs of searches: the search waited for
-    # good; dask/dask#9888 describes the same hazard for reused keys).  The
-    # key's own name stays in front, for the dashboard.
+    # again on the same client would otherwise send X under the key the last
+    # one had just released, while the scheduler was still forgetting it
+    # (caught once in 20-30 pairs of searches: the search waited for good;
+    # dask/dask#9888 describes the same hazard for reused keys).  The key's
+    # own name stays in front, for the dashboard.
     tag = os.urandom(4).hex()
-    settings = _tasks.Const({"sklearn": options.config, "joblib": "dask"})
-    names = {}
-    dask_graph = {}
-    if data and scatter:
-        sent = client.scatter({f"{k}-{tag}": v for k, v in data.items()}, hash=False)
-        names.update({k: sent[f"{k}-{tag}"] for k in data})
-    else:
-        for k, v in data.items():
-            names[k] = f"{k}-{tag}"
-            dask_graph[names[k]] = (_tasks.unwrap, _tasks.Const(v))
+    # joblib inside a task (an estimator's own n_jobs) runs on this cluster,
+    # n_jobs=None as one job (see dklearn._joblib).
+    settings = _tasks.Const({"sklearn": options.config,
+                             "joblib": {"backend": _joblib.IN_CLUSTER_TASKS, "n_jobs": 1}})
+    names = {k: f"{k}-{tag}" for k in data}
+    dask_graph = {names[k]: (_tasks.unwrap, _tasks.Const(v)) for k, v in data.items()}
     for key in plan.shared:
         names[key] = f"{key}-{tag}"
     for key in plan.shared:
@@ -222,9 +212,12 @@ def _submit(client, graph, plan, options, hooks, scatter=True):
         chunk_names.append(name)
         dask_graph[name] = _group_task(settings, steps, outputs, reads, names,
                                        options.fit_timeout)
-    futures = client.get(dask_graph, chunk_names, sync=False)
+    with warnings.catch_warnings():
+        # dask suggests scattering large data instead: see the module doc.
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        futures = client.get(dask_graph, chunk_names, sync=False)
     chunk_of = {f.key: i for i, f in zip(range(len(futures)), futures)}
-    values, suspects, stopped, lost = {}, [], [], False
+    values, suspects, stopped = {}, [], []
     try:
         with client.as_current():  # as_completed looks for the current client
             for future, result in as_completed(futures, with_results=True, raise_errors=False):
@@ -249,14 +242,12 @@ def _submit(client, graph, plan, options, hooks, scatter=True):
                     if type(error).__name__ != "KilledWorker":
                         raise error
                     if len(chunk) == 1 and len(plan.chunks) == 1:
-                        return values, list(chunk), stopped, lost  # alone already: crashed
+                        return values, list(chunk), stopped  # alone already: crashed
                     suspects.extend(chunk)
-                else:  # 'cancelled': its input data was lost; submitted again
-                    lost = True
+                # else 'cancelled' (by someone else): submitted again
     finally:
         client.cancel(futures)
-        client.cancel([v for v in names.values() if not isinstance(v, str)])
-    return values, suspects, stopped, lost
+    return values, suspects, stopped
 
 
 def graph_name(key):

@@ -45,7 +45,7 @@ from multiprocessing import connection
 import sklearn
 
 from .. import _tasks
-from . import WORKER, CrashedWorker, FitTimeout, cost, limits
+from . import CrashedWorker, FitTimeout, cost, limits
 from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
                         zygote_ready)
 
@@ -538,7 +538,7 @@ class _Threads:
     def _serve(self, blas, config):
         limits.cap_this_thread(blas)
         sklearn.set_config(**config)
-        WORKER.inside = True
+        _tasks.RUNNING.task = True
         ident = threading.get_ident()
         clock = _thread_clock(ident)
         while True:
