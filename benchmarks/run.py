@@ -281,7 +281,7 @@ def small_krr():
 
 
 def halving():
-    """HalvingGridSearchCV: scale -> PCA -> SGD, 1,440 candidates, cv=5, 20000 x 100."""
+    """HalvingGridSearchCV: scale -> PCA -> SGD, 720 candidates, cv=5, 10000 x 50."""
     import numpy as np
     from sklearn.datasets import make_classification
     from sklearn.decomposition import PCA
@@ -289,20 +289,20 @@ def halving():
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    X, y = make_classification(n_samples=20000, n_features=100, n_informative=20,
-                               n_redundant=40, random_state=0)
+    X, y = make_classification(n_samples=10000, n_features=50, n_informative=15,
+                               n_redundant=20, random_state=0)
     pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(random_state=0)),
-                     ("clf", SGDClassifier(random_state=0))])
+                     ("clf", SGDClassifier(random_state=0, max_iter=20, tol=None))])
     grid = {
-        "pca__n_components": [10, 20, 40, 60],
+        "pca__n_components": [5, 10, 20, 30],
         "clf__alpha": np.logspace(-6, -1, 10),
         "clf__loss": ["hinge", "log_loss", "modified_huber"],
         "clf__penalty": ["l2", "l1", "elasticnet"],
         "clf__average": [False, True],
-        "clf__fit_intercept": [True, False],
     }
     return [Search("HalvingGridSearchCV", dict(estimator=pipe, param_grid=grid, cv=5,
-                                               factor=3, random_state=0), X, y)]
+                                               factor=3, min_resources=100, random_state=0),
+                   X, y)]
 
 
 def curve():

@@ -96,6 +96,22 @@ def test_client_and_active_client_equal_local(cluster, local_result):
     assert not any("PCA" in k for k in keys)
 
 
+def test_a_step_several_chunks_read_is_one_task_of_its_own(cluster):
+    # 2 folds x 16 values of C after one PCA: each fold's PCA is read by
+    # several chunks (about four per worker thread), so it is a dask task
+    # whose value those chunks fetch.
+    grid = {"clf__C": list(np.logspace(-3, 3, 16))}
+    ref = GridSearchCV(PIPE, grid, cv=2, scheduler="sync").fit(X, y)
+    with distributed.Client(cluster.address) as client:
+        with distributed.get_task_stream(client) as stream:
+            got = GridSearchCV(PIPE, grid, cv=2, scheduler=client).fit(X, y)
+    assert_same_results(ref, got)
+    keys = [t["key"] for t in stream.data if isinstance(t["key"], str)]
+    pca = [k for k in keys if "PCA" in k]
+    assert len(pca) == 2 and len(set(pca)) == 2
+    assert len([k for k in keys if "-chunk" in k]) > 2
+
+
 def test_a_search_run_again_on_one_client_sends_no_key_the_last_one_used(cluster, monkeypatch):
     # The scheduler takes a key to name one piece of data or one task for
     # good.  Sending X again under the key the last search had just

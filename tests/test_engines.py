@@ -491,3 +491,46 @@ def test_what_a_task_prints_and_warns_in_a_worker_process_reaches_the_caller(cap
         GridSearchCV(Talker(), {"C": [1.0, 2.0]}, cv=2, scheduler="processes",
                      refit=False).fit(X, y)
     assert capsys.readouterr().out.count("fitted C=2.0") == 2
+
+
+def test_no_temporary_file_is_left_whatever_way_a_search_ends(tmp_path):
+    # Arrays of 1 MB or more are memory-mapped from a temporary folder: it
+    # must go after a search that ends well, one that raised at once (a task
+    # that cannot be pickled), and one whose fit raised with error_score='raise'.
+    script = tmp_path / "user.py"
+    script.write_text(textwrap.dedent("""
+        import threading
+        import numpy as np
+        from sklearn.base import BaseEstimator, ClassifierMixin
+        from sklearn.linear_model import LogisticRegression
+        from dklearn.model_selection import GridSearchCV
+
+        class Fails(ClassifierMixin, BaseEstimator):
+            def __init__(self, C=1.0, lock=None):
+                self.C, self.lock = C, lock
+            def fit(self, X, y):
+                raise ArithmeticError("as a user's fit may")
+
+        rng = np.random.RandomState(0)
+        X = rng.normal(size=(2000, 100))           # 1.6 MB: memory-mapped
+        y = (X[:, 0] > 0).astype(int)
+        grid = {"C": [0.1, 1.0]}
+        GridSearchCV(LogisticRegression(), grid, cv=2, scheduler="processes").fit(X, y)
+        for estimator, error in [(Fails(lock=threading.Lock()), TypeError),
+                                 (Fails(), ArithmeticError)]:
+            try:
+                GridSearchCV(estimator, grid, cv=2, scheduler="processes",
+                             error_score="raise").fit(X, y)
+            except Exception as e:
+                assert isinstance(e, error) or error.__name__ in repr(e), repr(e)
+            else:
+                raise AssertionError("no error")
+        print("searched")
+    """))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": ROOT}
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         env=env, timeout=300)
+    assert out.returncode == 0 and "searched" in out.stdout, out.stderr[-3000:]
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("dklearn-")]

@@ -36,6 +36,7 @@ else was on it, as for any lost worker) and submits the rest again.
 """
 
 import math
+import operator
 import os
 
 from .. import _joblib, _tasks
@@ -203,7 +204,9 @@ def _submit(client, graph, plan, options, hooks):
     for key in plan.shared:
         steps = [(key, graph[key])]
         reads = sorted(set(plan.deps[key]))
-        dask_graph[names[key]] = _group_task(settings, steps, [key], reads, names, None)
+        # run_group returns a list of its outputs: this one's value is its first.
+        dask_graph[names[key]] = (operator.getitem,
+                                  _group_task(settings, steps, [key], reads, names, None), 0)
     chunk_names = []
     for index in range(len(plan.chunks)):
         steps, outputs, reads = plan.chunk_plan(index, graph)
