@@ -532,7 +532,8 @@ def test_what_a_task_prints_and_warns_in_a_worker_process_reaches_the_caller(cap
 def test_no_temporary_file_is_left_whatever_way_a_search_ends(tmp_path):
     # Arrays of 1 MB or more are memory-mapped from a temporary folder: it
     # must go after a search that ends well, one that raised at once (a task
-    # that cannot be pickled), and one whose fit raised with error_score='raise'.
+    # that cannot be pickled), and one whose fit raised with error_score='raise';
+    # the folder of a process killed outright goes with the next search.
     script = tmp_path / "user.py"
     script.write_text(textwrap.dedent("""
         import threading
@@ -565,6 +566,11 @@ def test_no_temporary_file_is_left_whatever_way_a_search_ends(tmp_path):
     """))
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    # What a search killed outright (SIGKILL) leaves: the next search removes it.
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp / f"dklearn-{dead}-killed").mkdir()
+    (tmp / f"dklearn-{dead}-killed" / "0.pkl").write_bytes(b"x")
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          env=env, timeout=300)

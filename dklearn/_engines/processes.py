@@ -230,10 +230,17 @@ def _repeat(said):
 
 
 class Store:
-    """The search's constants, written once to a temporary folder for the workers."""
+    """The search's constants, written once to a temporary folder for the workers.
+
+    The folder goes when the search ends, however it ends, except when its
+    process is killed outright (SIGKILL, out of memory): its name holds the
+    process id, and the next search on the machine removes the folders of
+    processes that no longer exist.
+    """
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="dklearn-")
+        _remove_folders_of_dead_processes()
+        self.folder = tempfile.mkdtemp(prefix=f"dklearn-{os.getpid()}-")
         self.names = {}  # key -> file name
         self._count = itertools.count()
 
@@ -248,6 +255,24 @@ class Store:
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _remove_folders_of_dead_processes():
+    root = tempfile.gettempdir()
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "dklearn" or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        except OSError:  # alive, another user's: not ours to remove
+            pass
 
 
 class _StorePickler(cloudpickle.Pickler):
