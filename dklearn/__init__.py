@@ -18,7 +18,9 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 _joblib.register()
 
 __all__ = [
+    "CrashedWorker",
     "FeatureUnion",
+    "FitTimeout",
     "GridSearchCV",
     "Pipeline",
     "RandomizedSearchCV",
@@ -30,6 +32,8 @@ __all__ = [
 # worker process imports dklearn for its task bodies (``_tasks``), and the
 # searches' own imports (dask among them) cost it 0.08-0.1 s of start-up.
 _PUBLIC = {
+    "CrashedWorker": "_engines",  # the error of a fit that killed its worker
+    "FitTimeout": "_engines",  # the error of a fit past fit_timeout
     "GridSearchCV": "model_selection",
     "RandomizedSearchCV": "model_selection",
     "FeatureUnion": "pipeline",

@@ -185,3 +185,12 @@ def test_cross_validation_functions_take_a_limit():
     train, test = dkm.validation_curve(Stuck(), X, y, param_name="stuck",
                                        param_range=[False, True], cv=2, fit_timeout=LIMIT)
     assert np.isfinite(test[0]).all() and np.isnan(test[1]).all()
+
+
+def test_the_errors_of_stopped_and_crashed_fits_are_public():
+    import dklearn
+    from dklearn._engines import CrashedWorker, FitTimeout
+
+    assert dklearn.FitTimeout is FitTimeout and issubclass(FitTimeout, TimeoutError)
+    assert dklearn.CrashedWorker is CrashedWorker
+    assert {"FitTimeout", "CrashedWorker"} <= set(dklearn.__all__) <= set(dir(dklearn))
