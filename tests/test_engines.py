@@ -189,42 +189,6 @@ def test_blas_limits_restored_whatever_the_order_searches_end():
     assert _blas_threads() == original
 
 
-SEEN = []  # BLAS threads seen inside a fit
-
-
-class Interrupts(ClassifierMixin, BaseEstimator):
-    """Presses Ctrl-C (SIGINT to this process) from inside a fit."""
-
-    def __init__(self, C=1.0):
-        self.C = C
-
-    def fit(self, X, y):
-        import signal
-        import time
-
-        if self.C == 2.0:
-            SEEN.append(_blas_threads())
-            os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.2)
-        self.classes_ = np.unique(y)
-        return self
-
-    def predict(self, X):
-        return np.full(len(X), self.classes_[0])
-
-
-def test_blas_limits_restored_after_ctrl_c():
-    original = _blas_threads()
-    search = GridSearchCV(Interrupts(), {"C": [1.0, 2.0, 3.0, 4.0]}, cv=2,
-                          scheduler="threads", n_jobs=2)
-    with pytest.raises(KeyboardInterrupt):
-        search.fit(X, y)
-    # Capped while the search ran (2 workers: one BLAS thread each on 2 cores).
-    if joblib.cpu_count() == 2 and any(n > 1 for _, n in original):
-        assert SEEN and all(n == 1 for _, n in SEEN[-1])
-    assert _blas_threads() == original
-
-
 class Sleepy(ClassifierMixin, BaseEstimator):
     def __init__(self, C=1.0, delay=0.05):
         self.C, self.delay = C, delay
