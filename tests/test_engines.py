@@ -5,8 +5,9 @@ scikit-learn configuration to its workers, and raise a failing fit's own
 exception with error_score='raise'.  The local engine's rule for where work
 runs is checked in fresh processes (scripts run as ``__main__``, with their
 estimators defined there, as a user's would be): a GIL-bound kind moves to
-processes, a kind that releases the GIL stays, a tiny search starts no
-process, a second search finds its workers warm.  And it leaves the
+processes, a kind that releases the GIL stays, a kind too small to gain from
+workers runs in the calling thread without trying threads, a tiny search
+starts no process, a second search finds its workers warm.  And it leaves the
 caller's process as it found it: BLAS limits, CPU affinity, no port.
 """
 
@@ -426,6 +427,46 @@ def test_a_tiny_search_starts_no_process():
         print("children:", len(psutil.Process().children()), processes._ZYGOTE)
     """)
     assert "children: 0 None" in out
+
+
+@needs_two_cores
+def test_a_kind_runs_one_task_at_a_time_until_it_is_worth_a_sample_on_threads():
+    out = _run_script("""
+        import threading
+        SEEN = []
+        class Quick(ClassifierMixin, BaseEstimator):
+            def __init__(self, C=1.0, delay=0.0):
+                self.C, self.delay = C, delay
+            def fit(self, X, y):
+                start = time.perf_counter()
+                time.sleep(self.delay)
+                SEEN.append((threading.current_thread().name, start, time.perf_counter()))
+                self.classes_ = np.unique(y)
+                return self
+            def predict(self, X):
+                return np.full(len(X), self.classes_[0])
+        class Slow(Quick):
+            pass
+        def overlaps():
+            spans = sorted((a, b) for _, a, b in SEEN)
+            return sum(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:]))
+        # 30 fits of a millisecond: all of them could gain less than a sample costs.
+        GridSearchCV(Quick(), {"C": list(range(10))}, cv=3, verbose=1).fit(X, y)
+        print("quick: off the calling thread", sum(n != "MainThread" for n, _, _ in SEEN),
+              "overlapping", overlaps())
+        SEEN.clear()
+        # 8 fits of 0.4 s that let go of the GIL: the first has run a sample long
+        # before it ends, and the others start beside it.
+        GridSearchCV(Slow(delay=0.4), {"C": [1, 2, 3, 4]}, cv=2, verbose=1).fit(X, y)
+        first = min(SEEN, key=lambda s: s[1])
+        print("slow: overlapping", overlaps(),
+              "second started before the first ended", sorted(s[1] for s in SEEN)[1] < first[2])
+    """)
+    assert "'score Quick' -> here" in out and "sample costs" in out
+    assert "quick: off the calling thread 2 overlapping 0" in out  # the two tasks it measured
+    assert "'score Slow' fans out to 2 threads" in out
+    assert "second started before the first ended True" in out
+    assert "slow: overlapping 0" not in out
 
 
 def test_a_second_search_finds_its_workers_warm(tmp_path):

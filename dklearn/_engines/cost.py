@@ -3,19 +3,32 @@
 A kind is every task that fits (or fits and scores) the same class:
 ``"fit PCA"``, ``"score MLPClassifier"``.  The planner names it; glue tasks
 (stacking union branches, slicing fit parameters) have none and run in the
-calling thread.  Tasks start on N threads, which cost nothing to start and
-share intermediate results for free.  For a kind with r tasks not started,
-from its tasks that ran (or are running) on the threads:
+calling thread.
+
+A kind first runs one task at a time on a thread (the loop stays free to
+look at it), which measures a, the time of a task alone.  Finding out
+whether N threads help costs up to one sample (below) of wall time: tasks
+that hold the GIL may make no progress at all while N threads fight for
+it.  With r tasks left, N workers can gain at most r * a * (1 - 1/N); a kind
+fans out to the N threads only when that exceeds the cost of a sample, once
+a task has run a sample's length (long fits fan out before their first
+ends) or two have ended (the smaller of their times counts: the first call
+of a class in a process also pays its imports); otherwise it runs in the
+calling thread.  A search too small to gain from parallelism thus never
+pays for threads.  On the threads, for a kind with r tasks not started,
+from its tasks that ran (or are running) there:
 
     w   wall seconds per task;
     c   CPU seconds per task of the thread that ran it;
-    P   the cores N threads of this kind use together: N * c / w.
+    P   how many tasks progress together on N threads: N * a / w, or,
+        before a has been measured, the cores they use, N * c / w.
 
 Threads of one process lose time to each other only through the GIL.  When
-they used about one core together (P below ``SERIALIZED``), the GIL ran them
-one at a time: threads bought nothing but contention, and the kind runs in
-the calling thread instead, where its time alone, a, is then measured.
-Otherwise a task alone is expected to take
+P is about one (between 1/``SERIALIZED`` and ``SERIALIZED``), the GIL ran
+them one at a time: threads bought nothing but contention, and they are no
+longer an option.  (P well under one without a measured a is threads that
+wait for something other than the GIL, sleep or I/O, and do not contend.)
+Without a measured a, a task alone is expected to take
 
     a = c + (w - c) * (1 - min(P, 1))
 
@@ -107,12 +120,16 @@ def seconds_per_byte():
 
 
 class _Kind:
-    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
-                 "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
-                 "pinned", "fresh")
+    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_min",
+                 "proc_n", "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
+                 "pinned", "fresh", "probing", "out", "look_at")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
+        self.probing = known is None  # one task at a time until it is worth a sample
+        self.out = 0  # tasks handed out and not ended (while probing: one at most)
+        self.look_at = float("inf")  # when a running probe task may decide a fan-out
+        self.here_min = float("inf")  # the shortest task measured alone
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
         self.here_n, self.here_wall = 0, 0.0
         self.proc_n, self.proc_wall = 0, 0.0  # round trips, a worker's first task excepted
@@ -126,7 +143,7 @@ class _Kind:
             for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
                          "proc_wall", "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
-            self.pickling = known.pickling
+            self.pickling, self.here_min = known.pickling, known.here_min
             self.place, self.came_from = known.place, known.came_from
             self.fresh = float("inf")
 
@@ -162,6 +179,8 @@ class Router:
         state = self.kinds[kind]
         if state.pinned:
             return (state.pinned,)
+        if state.probing:
+            return () if state.out else ("threads",)
         if state.place == "processes" and self.warm == 0:  # where it was, while workers start
             return ("processes", state.came_from)
         return (state.place,)
@@ -175,7 +194,7 @@ class Router:
         """When the loop should wake up to let the rule look at running tasks."""
         if self.fixed is not None or self.crashed_once or self.threads is None:
             return float("inf")
-        return self.look_at
+        return min([self.look_at, *(s.look_at for s in self.kinds.values() if s.probing)])
 
     def knows_sending(self, kind):
         return self.kinds[kind].pickling is not None
@@ -202,6 +221,15 @@ class Router:
         state = self.kinds.get(kind)
         if state is not None:
             state.left -= 1
+            state.out += 1
+            if state.probing:  # it may fan out once this task ran a sample
+                state.look_at = time.perf_counter() + self.sample
+
+    def ended(self, kind):
+        """A task of ``kind`` handed out has ended, whatever the outcome."""
+        state = self.kinds.get(kind)
+        if state is not None:
+            state.out -= 1
 
     def finished(self, kind, place, wall, cpu, nbytes=None):
         """A task of ``kind`` ended, returning ``nbytes`` of intermediate data."""
@@ -211,6 +239,13 @@ class Router:
         if nbytes is not None:
             state.bytes += nbytes
             state.bytes_n += 1
+        if state.probing:  # it ran alone
+            state.here_wall += wall
+            state.here_n += 1
+            state.here_min = min(state.here_min, wall)
+            state.look_at = float("inf")
+            self._probe(kind, state, wall, state.here_n)
+            return
         if place == "processes":
             state.proc_wall += wall
             state.proc_n += 1
@@ -222,6 +257,7 @@ class Router:
         else:
             state.here_wall += wall
             state.here_n += 1
+            state.here_min = min(state.here_min, wall)
         if place == state.place:
             state.fresh += wall
         if self.fixed is None:
@@ -266,18 +302,46 @@ class Router:
 
     def look(self, now):
         """Judge kinds from the tasks running on threads too (long fits)."""
-        if now < self.look_at or self.next_look() == float("inf"):
+        if now < self.next_look():
+            return
+        running = self.threads.running()
+        for kind, state in self.kinds.items():
+            if state.probing and now >= state.look_at:
+                state.look_at = now + self.sample  # not started yet, maybe: later
+                for k, w, _ in running:
+                    if k == kind and w >= self.sample:  # it took a sample already
+                        self._probe(kind, state, w, 0)
+        if now < self.look_at:
             return
         self.step *= 2  # each look costs the loop the GIL: a few, spaced out
         self.look_at = now + self.step
-        running = self.threads.running()
         for kind, state in self.kinds.items():
             self._judge(kind, state, [(w, c) for k, w, c in running if k == kind])
 
     # -- the rule ----------------------------------------------------------------
 
+    def _probe(self, kind, state, seconds, ran):
+        """A kind's tasks so far ran one at a time, on a thread; one took ``seconds``
+        (or has taken so far) after ``ran`` of them ended: fan out, or run here?"""
+        n = self.workers
+        alone = min(state.here_min, seconds)
+        worth = state.left * alone * (1.0 - 1.0 / n)  # the most N workers could gain
+        if worth > self.sample and (seconds >= self.sample or ran >= 2):
+            state.probing, state.fresh = False, 0.0
+            state.look_at = float("inf")
+            self._changed = True
+            if self.verbose >= 1:
+                print(f"[dklearn] {kind!r} fans out to {n} threads: {state.left} tasks of "
+                      f"{alone:.3f} s or more could gain {worth:.2f} s", flush=True)
+        elif ran >= 2 or state.left == 0:
+            state.probing = False
+            state.look_at = float("inf")
+            self._place(kind, state, "here",
+                        f"{state.left} tasks of {alone:.4f} s could gain at most {worth:.2f} s "
+                        f"from {n} workers, less than a {self.sample:.2f} s sample costs")
+
     def _judge(self, kind, state, running):
-        if state.left <= 0 or state.pinned:
+        if state.left <= 0 or state.pinned or state.probing:
             return
         n = self.workers
         # A sample where it is now, before judging (again).
@@ -296,13 +360,16 @@ class Router:
             w, spread = c * wall / max(cpu, 1e-9), 0.0
         else:
             return  # nothing measured on threads
-        used = n * c / max(w, 1e-9)  # P: the cores N threads of this kind use together
+        if state.here_n:  # measured alone: P is how many tasks progress together
+            used = n * state.here_min / max(w, 1e-9)
+        else:  # the cores N threads of this kind use together
+            used = n * c / max(w, 1e-9)
         if state.here_n:
             alone = state.here_wall / state.here_n
         else:
             alone = c + (w - c) * (1.0 - min(used, 1.0))
         per_task = {"here": alone}  # seconds per task, each place
-        if used >= SERIALIZED or n == 1:
+        if not 1 / SERIALIZED <= used < SERIALIZED or n == 1:  # not one at a time
             per_task["threads"] = w / n
         if self.processes_broken is None:
             # This thread pickles and writes every task: a bound on the rate.

@@ -208,7 +208,9 @@ class _Loop:
         threads = self.places.get("threads")
         if threads is not None and self.router.moved():
             # Tasks handed to threads ahead, of kinds that now go elsewhere: back.
-            self.ready.extend(threads.recall(self.router.leaves_threads))
+            for key in threads.recall(self.router.leaves_threads):
+                self.router.ended(self.kinds.get(key))
+                self.ready.append(key)
         skipped = []
         while self.ready and len(self.running) < 2 * self.workers + self._leaving():
             key = self.ready.pop()
@@ -301,8 +303,10 @@ class _Loop:
             # Its own timer did not end it (a process stuck in the kernel?): kill it.
             for ahead in procs.stop(job):  # held by that worker, never started
                 del self.running[ahead.key]
+                self.router.ended(ahead.kind)
                 self.ready.append(ahead.key)
             del self.running[job.key]
+            self.router.ended(job.kind)
             self._timed_out(job, now)
         self.router.look(now)
 
@@ -317,6 +321,7 @@ class _Loop:
             return
         del self.running[job.key]
         job.place.done(job)
+        self.router.ended(job.kind)
         if outcome == "ok":
             if job.nbytes is not None:  # what it would send back from a worker process
                 job.nbytes += _tasks.nbytes(value)
