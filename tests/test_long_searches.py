@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -309,6 +310,29 @@ def test_ctrl_c_stops_promptly_and_leaves_no_workers(tmp_path):
     assert not alive
     kept = len(_rows(path))  # the checkpoint still opens and holds results
     assert kept >= 2
+
+
+def test_ctrl_c_in_a_task_of_the_calling_thread_stops_the_search_at_once():
+    # Ctrl-C lands in the calling thread; a task running there meets it first.
+    # The search stops then, not once the tasks before it (here: one that
+    # waits on a thread) have ended, as a failing fit's error would.
+    release, ended = threading.Event(), []
+
+    def wait():
+        release.wait(60)
+        ended.append(True)
+
+    def interrupt():
+        raise KeyboardInterrupt
+
+    graph = {"waits": (wait,), "interrupts": (interrupt,)}
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            local.run(graph, ["waits", "interrupts"], {"waits": "waiting"}, "threads", 2,
+                      _engines.Options(), _engines.Hooks())
+        assert not ended
+    finally:
+        release.set()
 
 
 def test_progress_bar_shows_fits_and_best_score(capsys):

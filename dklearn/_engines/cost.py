@@ -20,15 +20,15 @@ from its tasks that ran (or are running) there:
 
     w   wall seconds per task;
     c   CPU seconds per task of the thread that ran it;
-    P   how many tasks progress together on N threads: N * a / w, or,
-        before a has been measured, the cores they use, N * c / w.
+    P   the cores N threads of this kind use together: N * c / w (per
+        task, so candidates of unequal cost do not blur it).
 
 Threads of one process lose time to each other only through the GIL.  When
 P is about one (between 1/``SERIALIZED`` and ``SERIALIZED``), the GIL ran
 them one at a time: threads bought nothing but contention, and they are no
-longer an option.  (P well under one without a measured a is threads that
-wait for something other than the GIL, sleep or I/O, and do not contend.)
-Without a measured a, a task alone is expected to take
+longer an option.  (P well under one is threads that wait for something
+other than the GIL, sleep or I/O, and do not contend.)  Without a measured
+a, a task alone is expected to take
 
     a = c + (w - c) * (1 - min(P, 1))
 
@@ -122,11 +122,12 @@ def seconds_per_byte():
 class _Kind:
     __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_min",
                  "proc_n", "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
-                 "pinned", "fresh", "probing", "out", "look_at")
+                 "pinned", "fresh", "probing", "probed", "out", "look_at")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
         self.probing = known is None  # one task at a time until it is worth a sample
+        self.probed = 0  # tasks that ended while it probed
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
         self.here_min = float("inf")  # the shortest task measured alone
@@ -239,12 +240,11 @@ class Router:
         if nbytes is not None:
             state.bytes += nbytes
             state.bytes_n += 1
-        if state.probing:  # it ran alone
-            state.here_wall += wall
-            state.here_n += 1
+        if state.probing:  # it ran alone; too few to stand for the kind's mean
+            state.probed += 1
             state.here_min = min(state.here_min, wall)
             state.look_at = float("inf")
-            self._probe(kind, state, wall, state.here_n)
+            self._probe(kind, state, wall, state.probed)
             return
         if place == "processes":
             state.proc_wall += wall
@@ -360,10 +360,7 @@ class Router:
             w, spread = c * wall / max(cpu, 1e-9), 0.0
         else:
             return  # nothing measured on threads
-        if state.here_n:  # measured alone: P is how many tasks progress together
-            used = n * state.here_min / max(w, 1e-9)
-        else:  # the cores N threads of this kind use together
-            used = n * c / max(w, 1e-9)
+        used = n * c / max(w, 1e-9)  # P: the cores N threads of this kind use together
         if state.here_n:
             alone = state.here_wall / state.here_n
         else:

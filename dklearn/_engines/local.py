@@ -483,7 +483,10 @@ class _Here:
         if self.openmp is None and self.blas:  # capped as in a worker thread: equal results
             self.openmp = limits.cap_this_thread(self.blas)
         job.started = time.perf_counter()
-        self.inbox.post((job, *_timed(task, inputs)))
+        outcome = _timed(task, inputs)
+        if outcome[0] == "error" and not isinstance(outcome[1], Exception):
+            raise outcome[1]  # Ctrl-C lands in this thread: the search stops now
+        self.inbox.post((job, *outcome))
 
     def done(self, job):
         pass
