@@ -469,6 +469,51 @@ def test_a_kind_runs_one_task_at_a_time_until_it_is_worth_a_sample_on_threads():
     assert "slow: overlapping 0" not in out
 
 
+@needs_two_cores
+def test_ctrl_c_during_a_search_on_threads_stops_it_at_once_and_restores_blas_limits():
+    # In a process of its own: the interrupt must not reach pytest.
+    out = _run_script("""
+        import signal, threading
+        from threadpoolctl import threadpool_info
+        MAIN, SENT, CAPPED = threading.main_thread().ident, threading.Event(), []
+        def blas():
+            return sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()
+                          if i["user_api"] == "blas")
+        class Interrupted(ClassifierMixin, BaseEstimator):
+            def __init__(self, C=1.0):
+                self.C = C
+            def fit(self, X, y):
+                CAPPED.append(all(n == 1 for _, n in blas()))
+                if not SENT.is_set():  # once: the fit left running must not press it again
+                    SENT.set()
+                    signal.pthread_kill(MAIN, signal.SIGINT)  # Ctrl-C reaches the main thread
+                time.sleep(30)
+                self.classes_ = np.unique(y)
+                return self
+            def predict(self, X):
+                return np.full(len(X), self.classes_[0])
+        before = blas()
+        start = time.perf_counter()
+        try:
+            GridSearchCV(Interrupted(), {"C": [1.0, 2.0]}, cv=2, scheduler="threads",
+                         n_jobs=2).fit(X, y)
+            interrupted = False
+        except KeyboardInterrupt:
+            interrupted = time.perf_counter() - start < 15
+        # One write each: the fit left running may still be printing.
+        sys.stdout.write(f"interrupted before the fits ended: {interrupted}\\n"
+                         f"capped inside: {CAPPED[0]}\\n"
+                         f"more than one BLAS thread before: {any(n > 1 for _, n in before)}\\n"
+                         f"restored: {blas() == before}\\n")
+        sys.stdout.flush()
+    """)
+    if "more than one BLAS thread before: False" in out:
+        pytest.skip("BLAS ran one thread already: a cap would not show")
+    assert "capped inside: True" in out
+    assert "interrupted before the fits ended: True" in out
+    assert "restored: True" in out
+
+
 def test_a_second_search_finds_its_workers_warm(tmp_path):
     log = str(tmp_path / "pids")
     out = _run_script("""

@@ -52,6 +52,10 @@ from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, w
 # A task past its time limit ends with its worker's own timer; if the worker
 # is still there this much later, the loop kills it.
 KILL_GRACE = 2.0
+# The loop never sleeps longer than this: a Ctrl-C that lands just before it
+# goes to sleep is only seen once it wakes (Python runs signal handlers
+# between bytecodes, and a signal that came first does not cut the sleep).
+WAKE_SECONDS = 0.2
 
 
 def run(graph, keys, kinds, scheduler, workers, options, hooks, cache=None):
@@ -446,6 +450,7 @@ class _Inbox:
     def wait(self, conns, timeout):
         """(posted events, the ``conns`` ready to read), after at most ``timeout`` s."""
         if not self._events:
+            timeout = WAKE_SECONDS if timeout is None else min(timeout, WAKE_SECONDS)
             ready = connection.wait([self._r, *conns], timeout)
         else:
             ready = connection.wait(conns, 0) if conns else []
