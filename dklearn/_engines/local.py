@@ -10,8 +10,9 @@ the one it runs: it starts the next the moment it is done, instead of
 waiting for this thread to wake up, which takes the GIL from busy threads
 (up to a switch interval, 5 ms, a task: as long as a small fit).  So up to
 2 x ``workers`` tasks are handed out at once.  The loop thread is the
-caller's; it sleeps until a task ends, a worker process speaks, or the cost
-model or a time limit wants a look.
+caller's; it sleeps until a task ends, a worker process speaks, the cost
+model or a time limit wants a look, or ``WAKE_SECONDS`` pass (so that a
+Ctrl-C is seen).
 
 Each task runs in one of three places:
 
