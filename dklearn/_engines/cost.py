@@ -264,6 +264,11 @@ class Router:
             self._judge(kind, state, ())
 
     def warm_workers(self, ready):
+        if ready and not self.warm and self.leaves_threads:
+            # Kinds that moved went on in threads while workers started; the
+            # tasks handed ahead to those threads go to the workers instead,
+            # or threads and processes would run side by side on the cores.
+            self._changed = True
         self.warm = ready
 
     def zygote_started(self, seconds):
