@@ -120,17 +120,17 @@ def seconds_per_byte():
 
 
 class _Kind:
-    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_min",
-                 "proc_n", "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
-                 "pinned", "fresh", "probing", "probed", "out", "look_at")
+    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
+                 "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
+                 "pinned", "fresh", "probing", "probed", "probe_min", "out", "look_at")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
         self.probing = known is None  # one task at a time until it is worth a sample
         self.probed = 0  # tasks that ended while it probed
+        self.probe_min = float("inf")  # the shortest of them
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
-        self.here_min = float("inf")  # the shortest task measured alone
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
         self.here_n, self.here_wall = 0, 0.0
         self.proc_n, self.proc_wall = 0, 0.0  # round trips, a worker's first task excepted
@@ -144,7 +144,7 @@ class _Kind:
             for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
                          "proc_wall", "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
-            self.pickling, self.here_min = known.pickling, known.here_min
+            self.pickling = known.pickling
             self.place, self.came_from = known.place, known.came_from
             self.fresh = float("inf")
 
@@ -242,7 +242,7 @@ class Router:
             state.bytes_n += 1
         if state.probing:  # it ran alone; too few to stand for the kind's mean
             state.probed += 1
-            state.here_min = min(state.here_min, wall)
+            state.probe_min = min(state.probe_min, wall)
             state.look_at = float("inf")
             self._probe(kind, state, wall, state.probed)
             return
@@ -257,7 +257,6 @@ class Router:
         else:
             state.here_wall += wall
             state.here_n += 1
-            state.here_min = min(state.here_min, wall)
         if place == state.place:
             state.fresh += wall
         if self.fixed is None:
@@ -329,18 +328,15 @@ class Router:
         """A kind's tasks so far ran one at a time, on a thread; one took ``seconds``
         (or has taken so far) after ``ran`` of them ended: fan out, or run here?"""
         n = self.workers
-        alone = min(state.here_min, seconds)
+        alone = min(state.probe_min, seconds)
         worth = state.left * alone * (1.0 - 1.0 / n)  # the most N workers could gain
         if worth > self.sample and (seconds >= self.sample or ran >= 2):
-            state.probing, state.fresh = False, 0.0
-            state.look_at = float("inf")
-            self._changed = True
+            state.probing, state.fresh = False, 0.0  # the loop hands its tasks out now
             if self.verbose >= 1:
                 print(f"[dklearn] {kind!r} fans out to {n} threads: {state.left} tasks of "
                       f"{alone:.3f} s or more could gain {worth:.2f} s", flush=True)
         elif ran >= 2 or state.left == 0:
             state.probing = False
-            state.look_at = float("inf")
             self._place(kind, state, "here",
                         f"{state.left} tasks of {alone:.4f} s could gain at most {worth:.2f} s "
                         f"from {n} workers, less than a {self.sample:.2f} s sample costs")
