@@ -470,6 +470,39 @@ def test_a_kind_runs_one_task_at_a_time_until_it_is_worth_a_sample_on_threads():
 
 
 @needs_two_cores
+def test_a_kind_that_holds_the_gil_never_tries_two_threads():
+    out = _run_script("""
+        import threading
+        SEEN = []
+        class Spans(PythonLoop):
+            def fit(self, X, y):
+                start = time.perf_counter()
+                super().fit(X, y)
+                SEEN.append((threading.current_thread().name, start, time.perf_counter()))
+                return self
+        # 40 fits of pure Python (tens of ms): enough to be worth a sample on
+        # 2 threads, if threads could run them side by side.  Fits that run
+        # in worker processes (the rule may send them there) are not seen here.
+        GridSearchCV(Spans(n=300_000), {"C": list(range(10))}, cv=4, verbose=1).fit(X, y)
+        spans = sorted((a, b) for _, a, b in SEEN)
+        print("overlapping in this process", sum(b[0] < a[1] for a, b in zip(spans, spans[1:])),
+              "on threads", sum(n != "MainThread" for n, _, _ in SEEN))
+    """)
+    assert ("'score Spans' -> here: the GIL was held at" in out
+            or "'score Spans' -> processes: the GIL was held at" in out)
+    assert "fans out" not in out
+    assert "overlapping in this process 0 " in out
+    assert int(out.split("on threads")[1].split()[0]) < 20  # the probe's tasks only
+
+    # A kind that lets the GIL go (BLAS) fans out on its looks.
+    out = _run_script("""
+        GridSearchCV(MatrixWork(n=3_000_000), {"C": list(range(8))}, cv=2, verbose=1).fit(X, y)
+    """)
+    assert "'score MatrixWork' fans out to 2 threads" in out
+    assert "the GIL was held at 0 of" in out or "the GIL was held at 1 of" in out
+
+
+@needs_two_cores
 def test_ctrl_c_during_a_search_on_threads_stops_it_at_once_and_restores_blas_limits():
     # In a process of its own: the interrupt must not reach pytest.
     out = _run_script("""

@@ -5,18 +5,30 @@ A kind is every task that fits (or fits and scores) the same class:
 (stacking union branches, slicing fit parameters) have none and run in the
 calling thread.
 
-A kind first runs one task at a time on a thread (the loop stays free to
-look at it), which measures a, the time of a task alone.  Finding out
-whether N threads help costs up to one sample (below) of wall time: tasks
-that hold the GIL may make no progress at all while N threads fight for
-it.  With r tasks left, N workers can gain at most r * a * (1 - 1/N); a kind
-fans out to the N threads only when that exceeds the cost of a sample, once
-a task has run a sample's length (long fits fan out before their first
-ends) or two have ended (the smaller of their times counts: the first call
-of a class in a process also pays its imports); otherwise it runs in the
-calling thread.  A search too small to gain from parallelism thus never
-pays for threads.  On the threads, for a kind with r tasks not started,
-from its tasks that ran (or are running) there:
+A kind first runs one task at a time on a thread (a probe), which
+measures a, the time of a task alone, and how much of that time it holds
+the GIL: while a probe task runs alone on the threads, the loop wakes once
+a switch interval, and a wake-up that comes ``LATE_SWITCHES`` of an
+interval late waited for the GIL (a woken thread runs within tens of
+microseconds unless a holder keeps the GIL, until its next C call or for up
+to an interval).  The share g of looks that waited is the share of time a
+task holds the GIL; N threads want it N * g of the time.  With r tasks
+left, N workers can gain at most r * a * (1 - 1/N).  When that is less
+than a sample (below) the kind runs in the calling thread, once two tasks
+have ended (the smaller of their times counts: the first call of a class
+in a process also pays its imports), so a search too small to gain from
+parallelism never pays for threads.  Otherwise the probe goes on until the
+looks settle whether N * g < 1 (g lies more than two standard errors from
+1/N) or its tasks have run a sample.  Threads that want the GIL less than
+all the time fan out to the N threads; those that want it more would queue
+for it (and a thread that let it go for a C call waits up to an interval
+to get it back), so the kind runs here or in processes, whichever the
+estimates below expect to take less.  Looks while tasks of other kinds run
+on the threads do not count (whose GIL would they see?); a probe without
+looks fans out.
+
+On the threads, for a kind with r tasks not started, from its tasks that
+ran (or are running) there:
 
     w   wall seconds per task;
     c   CPU seconds per task of the thread that ran it;
@@ -90,6 +102,11 @@ SAMPLE_SWITCHES = 20
 # GIL-bound kind measures 1.0-1.2 on any number of threads (one runs, plus
 # the C calls that let go of the GIL), one that runs in parallel near N.
 SERIALIZED = 1.25
+# While a kind probes, the loop wakes once a GIL switch interval to look at
+# the GIL: a look that comes this many switch intervals late waited for it.
+# (A woken thread runs within tens of microseconds unless a holder keeps the
+# GIL, until its next C call or for up to a switch interval.)
+LATE_SWITCHES = 0.1
 # Seconds a worker process takes to start before one has been measured here.
 START_SECONDS_PRIOR = 1.0
 # Worker starts measured in this process, for the estimates of later searches.
@@ -122,13 +139,16 @@ def seconds_per_byte():
 class _Kind:
     __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
                  "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
-                 "pinned", "fresh", "probing", "probed", "probe_min", "out", "look_at")
+                 "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
+                 "probe_wall", "looks", "held", "out", "look_at")
 
     def __init__(self, left, known=None):
         self.left = left  # tasks not started yet
-        self.probing = known is None  # one task at a time until it is worth a sample
+        self.probing = known is None  # one task at a time until it is decided
         self.probed = 0  # tasks that ended while it probed
         self.probe_min = float("inf")  # the shortest of them
+        self.probe_first, self.probe_wall = 0.0, 0.0  # the first one's seconds; all told
+        self.looks, self.held = 0, 0  # the loop's looks at the GIL, and those it waited for
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
@@ -166,6 +186,7 @@ class Router:
         self.threads = None  # the loop's threads, once started
         self.leaves_threads = set()  # kinds that go elsewhere now
         self._changed = False
+        self.tick_seconds = sys.getswitchinterval()
 
     # -- what the loop asks ----------------------------------------------------
 
@@ -197,6 +218,34 @@ class Router:
             return float("inf")
         return min([self.look_at, *(s.look_at for s in self.kinds.values() if s.probing)])
 
+    def tick(self):
+        """How soon the loop should look at the GIL: while probe tasks alone run on threads."""
+        if self.fixed is not None or self.threads is None:
+            return None
+        if (any(s.probing and s.out for s in self.kinds.values())
+                and self._probes_alone() is not None):
+            return self.tick_seconds
+        return None
+
+    def looked(self, late):
+        """The loop woke ``late`` seconds after the tick it asked for."""
+        kinds = self._probes_alone()
+        if not kinds:
+            return
+        for kind, wall, _ in self.threads.running():
+            state = self.kinds[kind]
+            if kind in kinds and state.probing:
+                state.looks += 1
+                state.held += late > LATE_SWITCHES * self.tick_seconds
+                self._probe(kind, state, wall)
+
+    def _probes_alone(self):
+        """The kinds of the tasks running on threads, if every one of them probes."""
+        kinds = self.threads.running_kinds()
+        if all(kind in self.kinds and self.kinds[kind].probing for kind in kinds):
+            return kinds
+        return None
+
     def knows_sending(self, kind):
         return self.kinds[kind].pickling is not None
 
@@ -223,8 +272,8 @@ class Router:
         if state is not None:
             state.left -= 1
             state.out += 1
-            if state.probing:  # it may fan out once this task ran a sample
-                state.look_at = time.perf_counter() + self.sample
+            if state.probing:  # it may decide once the probe ran a sample
+                state.look_at = time.perf_counter() + max(self.sample - state.probe_wall, 0.0)
 
     def ended(self, kind):
         """A task of ``kind`` handed out has ended, whatever the outcome."""
@@ -243,8 +292,11 @@ class Router:
         if state.probing:  # it ran alone; too few to stand for the kind's mean
             state.probed += 1
             state.probe_min = min(state.probe_min, wall)
+            state.probe_wall += wall
+            if state.probed == 1:
+                state.probe_first = wall
             state.look_at = float("inf")
-            self._probe(kind, state, wall, state.probed)
+            self._probe(kind, state)
             return
         if place == "processes":
             state.proc_wall += wall
@@ -313,8 +365,8 @@ class Router:
             if state.probing and now >= state.look_at:
                 state.look_at = now + self.sample  # not started yet, maybe: later
                 for k, w, _ in running:
-                    if k == kind and w >= self.sample:  # it took a sample already
-                        self._probe(kind, state, w, 0)
+                    if k == kind and state.probe_wall + w >= self.sample:  # a sample already
+                        self._probe(kind, state, w)
         if now < self.look_at:
             return
         self.step *= 2  # each look costs the loop the GIL: a few, spaced out
@@ -324,22 +376,60 @@ class Router:
 
     # -- the rule ----------------------------------------------------------------
 
-    def _probe(self, kind, state, seconds, ran):
-        """A kind's tasks so far ran one at a time, on a thread; one took ``seconds``
-        (or has taken so far) after ``ran`` of them ended: fan out, or run here?"""
+    def _probe(self, kind, state, running=0.0):
+        """A kind's tasks so far ran one at a time on a thread (one has run ``running``
+        seconds so far): fan out, run here, or go to processes?"""
         n = self.workers
-        alone = min(state.probe_min, seconds)
+        alone = min(state.probe_min, running or float("inf"))
         worth = state.left * alone * (1.0 - 1.0 / n)  # the most N workers could gain
-        if worth > self.sample and (seconds >= self.sample or ran >= 2):
-            state.probing, state.fresh = False, 0.0  # the loop hands its tasks out now
+        if worth <= self.sample:
+            if state.probed >= 2 or state.left == 0:
+                state.probing = False
+                self._place(kind, state, "here",
+                            f"{state.left} tasks of {alone:.4f} s could gain at most {worth:.2f} s"
+                            f" from {n} workers, less than a {self.sample:.2f} s sample costs")
+            return
+        # The share of looks that waited for the GIL, and its standard error
+        # (counting one look each way more, so that a few looks all alike
+        # are not taken as certain).
+        gil = (state.held + 1) / (state.looks + 2)
+        error = (gil * (1 - gil) / (state.looks + 2)) ** 0.5
+        if abs(gil - 1 / n) <= 2 * error and state.probe_wall + running < self.sample:
+            return  # neither a sample nor looks that settle it yet
+        state.probing, state.fresh = False, 0.0
+        gil = state.held / state.looks if state.looks else 0.0
+        held = f"the GIL was held at {state.held} of {state.looks} looks"
+        if gil * n < 1:  # the loop hands its tasks out now
             if self.verbose >= 1:
                 print(f"[dklearn] {kind!r} fans out to {n} threads: {state.left} tasks of "
-                      f"{alone:.3f} s or more could gain {worth:.2f} s", flush=True)
-        elif ran >= 2 or state.left == 0:
-            state.probing = False
-            self._place(kind, state, "here",
-                        f"{state.left} tasks of {alone:.4f} s could gain at most {worth:.2f} s "
-                        f"from {n} workers, less than a {self.sample:.2f} s sample costs")
+                      f"{alone:.3f} s or more could gain {worth:.2f} s; {held}", flush=True)
+            return
+        # N threads would want the GIL more than all the time: they would wait for it.
+        if state.probed > 1:  # a class's first task also pays its imports
+            alone = (state.probe_wall - state.probe_first) / (state.probed - 1)
+        here = state.left * alone
+        away = self._on_processes(state, alone, state.left, alone)
+        state.place = "here"  # where it goes on while workers start
+        if here - away > alone:
+            self._place(kind, state, "processes", f"{held}; expected here {here:.2f} s, "
+                        f"processes {away:.2f} s for {state.left} tasks")
+        else:
+            self._place(kind, state, "here", f"{held}; expected here {here:.2f} s, "
+                        f"processes {away:.2f} s for {state.left} tasks")
+
+    def _on_processes(self, state, alone, r, now):
+        """Expected seconds for ``r`` tasks on processes, at ``now`` seconds a task
+        where the kind is until workers are ready."""
+        if self.processes_broken is not None:
+            return float("inf")
+        # This thread pickles and writes every task: a bound on the rate.  A
+        # task's pickling is measured; unpickling and the socket's two copies
+        # cost as much again, and its result as many bytes do.
+        send = (2 * (state.pickling or 0.0)
+                + state.bytes / max(state.bytes_n, 1) * seconds_per_byte())
+        late = self.latency()
+        per_task = max((alone + send) / self.workers, send / 2)
+        return late + max(r - late / max(now, 1e-9), 0) * per_task
 
     def _judge(self, kind, state, running):
         if state.left <= 0 or state.pinned or state.probing:
@@ -369,18 +459,10 @@ class Router:
         per_task = {"here": alone}  # seconds per task, each place
         if not 1 / SERIALIZED <= used < SERIALIZED or n == 1:  # not one at a time
             per_task["threads"] = w / n
-        if self.processes_broken is None:
-            # This thread pickles and writes every task: a bound on the rate.
-            # A task's pickling is measured; unpickling and the socket's two
-            # copies cost as much again, and its result as many bytes do.
-            send = (2 * (state.pickling or 0.0)
-                    + state.bytes / max(state.bytes_n, 1) * seconds_per_byte())
-            per_task["processes"] = max((alone + send) / n, send / 2)
-        r, late = state.left, self.latency()
-        now = per_task.get(state.place, w / n)
+        r = state.left
         times = {p: t * r for p, t in per_task.items()}
-        times["processes"] = late + max(r - late / max(now, 1e-9), 0) * per_task.get(
-            "processes", float("inf"))
+        times["processes"] = self._on_processes(state, alone, r,
+                                                per_task.get(state.place, w / n))
         if state.place == "here":
             times.pop("threads", None)  # it left them for contention: never back
         best = min(times, key=times.get)

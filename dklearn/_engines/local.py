@@ -216,15 +216,17 @@ class _Loop:
             for key in threads.recall(self.router.leaves_threads):
                 self.router.ended(self.kinds.get(key))
                 self.ready.append(key)
-        skipped = []
+        skipped, blocked = [], set()
         while self.ready and len(self.running) < 2 * self.workers + self._leaving():
             key = self.ready.pop()
             if self.failure is not None and self.order[key] > self.failure[0]:
                 continue  # a task raised: only those before it, in order, still run
             kind = self.kinds.get(key)
-            place = self._place(kind, key)
+            place = None if kind in blocked else self._place(kind, key)
             if place is None:  # no worker free there yet (processes starting, or busy)
                 skipped.append(key)
+                if kind is not None and not self.router.places(kind):
+                    blocked.add(kind)  # a probing kind: its other tasks wait too
                 continue
             self._start(key, kind, place)
         self.ready.extend(reversed(skipped))
@@ -291,13 +293,21 @@ class _Loop:
             if deadline is not None and deadline + KILL_GRACE < wake:
                 wake = deadline + KILL_GRACE
         timeout = None if wake == float("inf") else max(wake - now, 0.0)
+        tick = self.router.tick()
+        if tick is not None and (timeout is None or timeout > tick):
+            timeout = tick
+        else:
+            tick = None
         procs = self.places.get("processes")
         conns = procs.connections() if procs is not None else []
         if not self.running and not conns:
             if self.ready:
                 return  # a place became free (a pinned kind, say): dispatch again
             raise RuntimeError("dklearn's local engine has nothing to wait for")  # a bug
+        begin = time.perf_counter()
         events, ready_conns = self.inbox.wait(conns, timeout)
+        if tick is not None and not events and not ready_conns:  # the wait ran its course
+            self.router.looked(time.perf_counter() - begin - tick)
         if ready_conns:
             events.extend(procs.receive(ready_conns))
         for event in events:
@@ -545,6 +555,9 @@ class _Threads:
                 self.queue.remove(item)
         self.busy -= len(back)
         return [job.key for job, _, _ in back]
+
+    def running_kinds(self):
+        return {job.kind for _, job, _ in list(self.clocks.values())}
 
     def running_of(self, kinds):
         return sum(job.kind in kinds for _, job, _ in list(self.clocks.values()))
