@@ -204,8 +204,13 @@ class Router:
         if state.probing:
             return () if state.out else ("threads",)
         if state.place == "processes" and self.warm == 0:  # where it was, while workers start
-            return ("processes", state.came_from)
-        return (state.place,)
+            places = ("processes", state.came_from)
+        else:
+            places = (state.place,)
+        if "here" in places and self.threads is not None and self.threads.running_of((kind,)):
+            # It left the threads for the GIL: not beside their last tasks.
+            places = tuple(p for p in places if p != "here")
+        return places
 
     def moved(self):
         """Whether a kind changed places since the last call."""
@@ -380,7 +385,8 @@ class Router:
         """A kind's tasks so far ran one at a time on a thread (one has run ``running``
         seconds so far): fan out, run here, or go to processes?"""
         n = self.workers
-        alone = min(state.probe_min, running or float("inf"))
+        # A running task's time so far is a lower bound of its own time only.
+        alone = state.probe_min if state.probed else running
         worth = state.left * alone * (1.0 - 1.0 / n)  # the most N workers could gain
         if worth <= self.sample:
             if state.probed >= 2 or state.left == 0:
