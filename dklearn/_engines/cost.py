@@ -19,7 +19,8 @@ have ended (the smaller of their times counts: the first call of a class
 in a process also pays its imports), so a search too small to gain from
 parallelism never pays for threads.  Otherwise the probe goes on until the
 looks settle whether N * g < 1 (g lies more than two standard errors from
-1/N) or its tasks have run a sample.  Threads that want the GIL less than
+1/N) or its tasks have run a sample.  Neither counts the first sample of
+the first task, which also pays the class's imports, holding the GIL.  Threads that want the GIL less than
 all the time fan out to the N threads; those that want it more would queue
 for it (and a thread that let it go for a C call waits up to an interval
 to get it back), so the kind runs here or in processes, whichever the
@@ -239,7 +240,9 @@ class Router:
             return
         for kind, wall, _ in self.threads.running():
             state = self.kinds[kind]
-            if kind in kinds and state.probing:
+            # A class's first task in a process also pays its imports, holding
+            # the GIL: its first sample does not stand for the others.
+            if kind in kinds and state.probing and (state.probed or wall >= self.sample):
                 state.looks += 1
                 state.held += late > LATE_SWITCHES * self.tick_seconds
                 self._probe(kind, state, wall)
@@ -277,8 +280,8 @@ class Router:
         if state is not None:
             state.left -= 1
             state.out += 1
-            if state.probing:  # it may decide once the probe ran a sample
-                state.look_at = time.perf_counter() + max(self.sample - state.probe_wall, 0.0)
+            if state.probing:  # without looks, it may decide once the probe ran a sample
+                state.look_at = time.perf_counter() + self.sample
 
     def ended(self, kind):
         """A task of ``kind`` handed out has ended, whatever the outcome."""
@@ -370,7 +373,7 @@ class Router:
             if state.probing and now >= state.look_at:
                 state.look_at = now + self.sample  # not started yet, maybe: later
                 for k, w, _ in running:
-                    if k == kind and state.probe_wall + w >= self.sample:  # a sample already
+                    if k == kind:
                         self._probe(kind, state, w)
         if now < self.look_at:
             return
@@ -400,19 +403,27 @@ class Router:
         # are not taken as certain).
         gil = (state.held + 1) / (state.looks + 2)
         error = (gil * (1 - gil) / (state.looks + 2)) ** 0.5
-        if abs(gil - 1 / n) <= 2 * error and state.probe_wall + running < self.sample:
+        # Seconds probed, past the first task's first sample (see ``looked``).
+        probed = (state.probe_wall - state.probe_first + running if state.probed
+                  else running - self.sample)
+        if abs(gil - 1 / n) <= 2 * error and probed < self.sample:
             return  # neither a sample nor looks that settle it yet
-        state.probing, state.fresh = False, 0.0
         gil = state.held / state.looks if state.looks else 0.0
         held = f"the GIL was held at {state.held} of {state.looks} looks"
         if gil * n < 1:  # the loop hands its tasks out now
+            state.probing, state.fresh = False, 0.0
             if self.verbose >= 1:
                 print(f"[dklearn] {kind!r} fans out to {n} threads: {state.left} tasks of "
                       f"{alone:.3f} s or more could gain {worth:.2f} s; {held}", flush=True)
             return
-        # N threads would want the GIL more than all the time: they would wait for it.
-        if state.probed > 1:  # a class's first task also pays its imports
+        # N threads would want the GIL more than all the time: they would wait
+        # for it.  Where else, judged on the tasks after the first (a running
+        # one's time so far: a lower bound, which favours staying here).
+        if state.probed >= 2:
             alone = (state.probe_wall - state.probe_first) / (state.probed - 1)
+        else:
+            alone = running or state.probe_first
+        state.probing, state.fresh = False, 0.0
         here = state.left * alone
         away = self._on_processes(state, alone, state.left, alone)
         state.place = "here"  # where it goes on while workers start
