@@ -20,13 +20,13 @@ in a process also pays its imports), so a search too small to gain from
 parallelism never pays for threads.  Otherwise the probe goes on until the
 looks settle whether N * g < 1 (g lies more than two standard errors from
 1/N) or its tasks have run a sample.  Neither counts the first sample of
-the first task, which also pays the class's imports, holding the GIL.  Threads that want the GIL less than
-all the time fan out to the N threads; those that want it more would queue
-for it (and a thread that let it go for a C call waits up to an interval
-to get it back), so the kind runs here or in processes, whichever the
-estimates below expect to take less.  Looks while tasks of other kinds run
-on the threads do not count (whose GIL would they see?); a probe without
-looks fans out.
+the first task, which also pays the class's imports, holding the GIL.
+Threads that want the GIL less than all the time fan out to the N threads;
+those that want it more would queue for it (and a thread that let it go
+for a C call waits up to an interval to get it back), so the kind runs
+here or in processes, whichever the estimates below expect to take less.
+Looks while tasks of other kinds run on the threads do not count (whose
+GIL would they see?); a probe without looks fans out.
 
 On the threads, for a kind with r tasks not started, from its tasks that
 ran (or are running) there:
@@ -401,12 +401,12 @@ class Router:
         # The share of looks that waited for the GIL, and its standard error
         # (counting one look each way more, so that a few looks all alike
         # are not taken as certain).
-        gil = (state.held + 1) / (state.looks + 2)
-        error = (gil * (1 - gil) / (state.looks + 2)) ** 0.5
+        share = (state.held + 1) / (state.looks + 2)
+        error = (share * (1 - share) / (state.looks + 2)) ** 0.5
         # Seconds probed, past the first task's first sample (see ``looked``).
-        probed = (state.probe_wall - state.probe_first + running if state.probed
-                  else running - self.sample)
-        if abs(gil - 1 / n) <= 2 * error and probed < self.sample:
+        seconds = (state.probe_wall - state.probe_first + running if state.probed
+                   else running - self.sample)
+        if abs(share - 1 / n) <= 2 * error and seconds < self.sample:
             return  # neither a sample nor looks that settle it yet
         gil = state.held / state.looks if state.looks else 0.0
         held = f"the GIL was held at {state.held} of {state.looks} looks"
@@ -427,12 +427,9 @@ class Router:
         here = state.left * alone
         away = self._on_processes(state, alone, state.left, alone)
         state.place = "here"  # where it goes on while workers start
-        if here - away > alone:
-            self._place(kind, state, "processes", f"{held}; expected here {here:.2f} s, "
-                        f"processes {away:.2f} s for {state.left} tasks")
-        else:
-            self._place(kind, state, "here", f"{held}; expected here {here:.2f} s, "
-                        f"processes {away:.2f} s for {state.left} tasks")
+        self._place(kind, state, "processes" if here - away > alone else "here",
+                    f"{held}; expected here {here:.2f} s, processes {away:.2f} s "
+                    f"for {state.left} tasks")
 
     def _on_processes(self, state, alone, r, now):
         """Expected seconds for ``r`` tasks on processes, at ``now`` seconds a task
