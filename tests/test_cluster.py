@@ -244,17 +244,21 @@ def test_chunks_cancelled_by_another_client_are_submitted_again(cluster):
         result["search"] = GridSearchCV(
             SlowClassifier(delay=0.1), grid, cv=2, scheduler=cluster.address).fit(X, y)
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    with distributed.Client(cluster.address) as other:
+    with distributed.Client(cluster.address) as other, \
+            distributed.get_task_stream(other) as stream:
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
         deadline = time.monotonic() + 60
         while not (keys := other.run_on_scheduler(_chunks_processing)):
             assert time.monotonic() < deadline, "the search never got under way"
             time.sleep(0.02)
         other.cancel([distributed.Future(k, other) for k in keys], force=True)
-    thread.join(timeout=120)
-    assert not thread.is_alive()
+        thread.join(timeout=120)
+        assert not thread.is_alive()
     assert_same_results(ref, result["search"])
+    # A second submission ran: its keys carry a tag of their own.
+    tags = {str(t["key"]).rsplit("-", 1)[1] for t in stream.data}
+    assert len(tags) >= 2
 
 
 def _chunks_processing(dask_scheduler):
@@ -276,12 +280,15 @@ def _wait_for_finished_fits(client, at_least, timeout=60):
         time.sleep(0.05)
 
 
+CRASH_ENV = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
+CRASH_GRID = [{"crash": [False], "tag": [0, 1, 2]}, {"crash": [True], "tag": [0]}]
+
+
 @pytest.fixture(scope="module")
 def crash_cluster():
     # Workers under nannies (a crashed worker is restarted); dask gives up on a
     # task after it was running when 2 workers died.
-    env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
-    with dask_cluster(n_workers=2, nanny=True, env=env) as running:
+    with dask_cluster(n_workers=2, nanny=True, env=CRASH_ENV) as running:
         yield running
 
 
@@ -289,9 +296,9 @@ def test_fit_that_kills_its_worker_is_a_failed_fit_and_only_it(crash_cluster):
     # dask counts every task on a dying worker, innocent or not: each fit of
     # a chunk that killed workers runs again alone, and only the culprit is
     # recorded as a failed fit.
-    grid = [{"crash": [False], "tag": [0, 1, 2]}, {"crash": [True], "tag": [0]}]
     with pytest.warns(FitFailedWarning, match=r"candidate \{'crash': True"):
-        search = GridSearchCV(Crasher(), grid, cv=2, scheduler=crash_cluster.address).fit(X, y)
+        search = GridSearchCV(Crasher(), CRASH_GRID, cv=2,
+                              scheduler=crash_cluster.address).fit(X, y)
     crashed = np.array([p["crash"] for p in search.cv_results_["params"]])
     scores = search.cv_results_["mean_test_score"]
     assert np.isnan(scores[crashed]).all() and np.isfinite(scores[~crashed]).all()
@@ -315,20 +322,18 @@ def test_crash_searches_on_a_loaded_machine_never_hang():
     # search hung in about 1 of 30 of these runs before dklearn fetched the
     # results itself (see distributed._submit), and in none of 40 without the
     # busy loops.  Each run gets a fresh cluster, as the first crash test does.
-    grid = [{"crash": [False], "tag": [0, 1, 2]}, {"crash": [True], "tag": [0]}]
-    env = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"}
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
             for _ in range(os.cpu_count() or 1)]
     try:
         for run in range(STRESS_RUNS):
-            with dask_cluster(n_workers=2, nanny=True, env=env) as running:
+            with dask_cluster(n_workers=2, nanny=True, env=CRASH_ENV) as running:
                 result = {}
 
                 def search():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", FitFailedWarning)
                         result["search"] = GridSearchCV(
-                            Crasher(), grid, cv=2, scheduler=running.address).fit(X, y)
+                            Crasher(), CRASH_GRID, cv=2, scheduler=running.address).fit(X, y)
 
                 thread = threading.Thread(target=search, daemon=True)
                 thread.start()
