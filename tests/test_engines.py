@@ -430,6 +430,27 @@ def test_a_tiny_search_starts_no_process():
 
 
 @needs_two_cores
+def test_one_slow_first_call_does_not_send_small_fits_to_processes():
+    # A class's first calls pay imports and set-up, in whichever fit makes
+    # them: a GIL-bound kind of 10 ms fits, one of which took ten times as
+    # long, must still be judged a kind of 10 ms fits (here, not processes).
+    out = _run_script("""
+        import psutil
+        from dklearn._engines import processes
+        CALLS = []
+        class FirstCallsSlow(PythonLoop):
+            def fit(self, X, y):
+                CALLS.append(1)
+                self.n = 1_000_000 if len(CALLS) == 2 else 100_000
+                return super().fit(X, y)
+        GridSearchCV(FirstCallsSlow(), {"C": list(range(12))}, cv=5, verbose=1).fit(X, y)
+        print("children:", len(psutil.Process().children()), processes._ZYGOTE)
+    """)
+    assert "'score FirstCallsSlow' -> here" in out, out
+    assert "children: 0 None" in out
+
+
+@needs_two_cores
 def test_a_kind_runs_one_task_at_a_time_until_it_is_worth_a_sample_on_threads():
     out = _run_script("""
         import threading

@@ -24,7 +24,9 @@ the first task, which also pays the class's imports, holding the GIL.
 Threads that want the GIL less than all the time fan out to the N threads;
 those that want it more would queue for it (and a thread that let it go
 for a C call waits up to an interval to get it back), so the kind runs
-here or in processes, whichever the estimates below expect to take less.
+here or in processes, whichever the estimates below expect to take less
+for tasks as long as the shortest probe task (a class's imports land in
+whichever task first makes their calls).
 Looks while tasks of other kinds run on the threads do not count (whose
 GIL would they see?); a probe without looks fans out.
 
@@ -143,9 +145,9 @@ class _Kind:
                  "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
                  "probe_wall", "looks", "held", "out", "look_at")
 
-    def __init__(self, left, known=None):
+    def __init__(self, left, known=None, probing=True):
         self.left = left  # tasks not started yet
-        self.probing = known is None  # one task at a time until it is decided
+        self.probing = probing and known is None  # one task at a time until it is decided
         self.probed = 0  # tasks that ended while it probed
         self.probe_min = float("inf")  # the shortest of them
         self.probe_first, self.probe_wall = 0.0, 0.0  # the first one's seconds; all told
@@ -175,7 +177,9 @@ class Router:
 
     def __init__(self, workers, fixed, counts, verbose=0):
         self.workers, self.fixed, self.verbose = workers, fixed, verbose
-        self.kinds = {kind: _Kind(n, _KNOWN.get(kind) if fixed is None else None)
+        # A fixed place has no probe: nothing to decide.
+        self.kinds = {kind: _Kind(n, _KNOWN.get(kind) if fixed is None else None,
+                                  probing=fixed is None)
                       for kind, n in counts.items() if kind is not None}
         self.sample = SAMPLE_SWITCHES * sys.getswitchinterval()
         self.processes_broken = None
@@ -417,12 +421,14 @@ class Router:
                       f"{alone:.3f} s or more could gain {worth:.2f} s; {held}", flush=True)
             return
         # N threads would want the GIL more than all the time: they would wait
-        # for it.  Where else, judged on the tasks after the first (a running
-        # one's time so far: a lower bound, which favours staying here).
-        if state.probed >= 2:
-            alone = (state.probe_wall - state.probe_first) / (state.probed - 1)
-        else:
-            alone = running or state.probe_first
+        # for it.  Where else, judged on the shortest probe task (a running
+        # one's time so far counts): a class's first calls pay imports and
+        # set-up, in whichever task makes them, and one such task in a mean
+        # sent 10 ms fits to processes.  Too short an estimate keeps the kind
+        # here, where its measured times may still move it (``_judge``).
+        if state.probed == 1 and not running:
+            return  # one task, which may have paid the imports: the next one tells
+        alone = min(state.probe_min, running or float("inf"))
         state.probing, state.fresh = False, 0.0
         here = state.left * alone
         away = self._on_processes(state, alone, state.left, alone)
