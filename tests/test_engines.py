@@ -450,6 +450,56 @@ def test_one_slow_first_call_does_not_send_small_fits_to_processes():
     assert "children: 0 None" in out
 
 
+@pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),
+                    reason="the kernel's per-thread scheduler statistics are Linux's")
+def test_other_programs_load_does_not_read_as_the_gil_held():
+    # The loop's look at the GIL: a wake-up that comes late waited for the
+    # GIL, unless it waited for a core that other programs had.  A thread
+    # doing BLAS work lets the GIL go: under four busy processes per core,
+    # almost no look may count as held.
+    import select
+    import time
+
+    from dklearn._engines import cost
+
+    stop = threading.Event()
+
+    def blas():
+        a = np.random.RandomState(0).normal(size=(200, 200))
+        while not stop.is_set():
+            a = np.tanh(a @ a / 200)
+
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            for _ in range(4 * joblib.cpu_count())]
+    thread = threading.Thread(target=blas)
+    raw = held = 0
+    r, w = os.pipe()
+    clock = local._QueueClock()
+    try:
+        time.sleep(0.5)
+        thread.start()
+        tick = sys.getswitchinterval()
+        for _ in range(200):
+            queued, begin = clock(), time.perf_counter()
+            select.select([r], [], [], tick)
+            late = time.perf_counter() - begin - tick
+            raw += late > cost.LATE_SWITCHES * tick
+            held += late - (clock() - queued) > cost.LATE_SWITCHES * tick
+    finally:
+        stop.set()
+        for proc in spin:
+            proc.kill()
+            proc.wait()
+        if thread.is_alive():
+            thread.join()
+        os.close(r)
+        os.close(w)
+        clock.close()
+    if raw < 10:
+        pytest.skip(f"the load delayed only {raw} of 200 wake-ups")
+    assert held < 10, (raw, held)
+
+
 @needs_two_cores
 def test_a_kind_runs_one_task_at_a_time_until_it_is_worth_a_sample_on_threads():
     out = _run_script("""

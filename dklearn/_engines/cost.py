@@ -11,7 +11,9 @@ the GIL: while a probe task runs alone on the threads, the loop wakes once
 a switch interval, and a wake-up that comes ``LATE_SWITCHES`` of an
 interval late waited for the GIL (a woken thread runs within tens of
 microseconds unless a holder keeps the GIL, until its next C call or for up
-to an interval).  The share g of looks that waited is the share of time a
+to an interval; on Linux, the time the kernel kept it waiting for a core
+that other programs had is not counted: ``local._QueueClock``).  The
+share g of looks that waited is the share of time a
 task holds the GIL; N threads want it N * g of the time.  With r tasks
 left, N workers can gain at most r * a * (1 - 1/N).  When that is less
 than a sample (below) the kind runs in the calling thread, once two tasks

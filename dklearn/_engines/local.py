@@ -127,6 +127,8 @@ class _Loop:
         self.kept = None  # shared steps' values, kept for the next run
         self.failure = None  # (order, exception) of the first task, in order, that raised
         self.inbox = _Inbox()
+        self.queue_clock = _QueueClock()  # this thread's: the loop runs in it
+        self.queued = None  # its reading at the last look
         self._index(keys)
         self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
                                   verbose=options.verbose)
@@ -304,10 +306,19 @@ class _Loop:
             if self.ready:
                 return  # a place became free (a pinned kind, say): dispatch again
             raise RuntimeError("dklearn's local engine has nothing to wait for")  # a bug
+        if tick is not None and self.queued is None:
+            self.queued = self.queue_clock()
         begin = time.perf_counter()
         events, ready_conns = self.inbox.wait(conns, timeout)
-        if tick is not None and not events and not ready_conns:  # the wait ran its course
-            self.router.looked(time.perf_counter() - begin - tick)
+        if tick is not None:
+            late = time.perf_counter() - begin - tick
+            queued, self.queued = self.queued, self.queue_clock()
+            if not events and not ready_conns:  # the wait ran its course: a look
+                # Late for the GIL, not for a core: time this thread spent
+                # ready to run while other programs had the cores is not the GIL's.
+                self.router.looked(late - (self.queued - queued))
+        else:
+            self.queued = None
         if ready_conns:
             events.extend(procs.receive(ready_conns))
         for event in events:
@@ -384,6 +395,7 @@ class _Loop:
         self._finish(job.key, value)
 
     def close(self):
+        self.queue_clock.close()
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
@@ -460,13 +472,17 @@ class _Inbox:
 
     def wait(self, conns, timeout):
         """(posted events, the ``conns`` ready to read), after at most ``timeout`` s."""
-        if not self._events:
-            timeout = WAKE_SECONDS if timeout is None else min(timeout, WAKE_SECONDS)
-            ready = connection.wait([self._r, *conns], timeout)
-        else:
-            ready = connection.wait(conns, 0) if conns else []
-        if self._r in ready:
-            os.read(self._r, 65536)
+        timeout = WAKE_SECONDS if timeout is None else min(timeout, WAKE_SECONDS)
+        deadline = time.perf_counter() + timeout
+        while True:
+            ready = connection.wait([self._r, *conns], 0 if self._events else timeout)
+            if self._r in ready:
+                os.read(self._r, 65536)
+            timeout = deadline - time.perf_counter()
+            # A poster appends its event, then writes its byte: a byte may
+            # come after its event was taken, and must not cut a wait short.
+            if self._events or len(ready) > (self._r in ready) or timeout <= 0:
+                break
         events = []
         while self._events:
             events.append(self._events.popleft())
@@ -605,6 +621,35 @@ class _Threads:
         if not abort:  # after Ctrl-C or an error, a running task ends on its own, unwaited
             for thread in self.threads:
                 thread.join()
+
+
+class _QueueClock:
+    """Seconds the thread that made it has waited, ready to run, for a core (Linux; else 0).
+
+    The kernel's per-thread scheduler statistics: waiting for a core shows
+    there, waiting for the GIL (asleep on a lock) does not.  Read with one
+    system call, since each one lets go of the GIL, and getting it back from
+    a thread that holds it takes a switch interval.
+    """
+
+    def __init__(self):
+        try:
+            self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def __call__(self):
+        if self.fd is not None:
+            try:
+                return int(os.pread(self.fd, 128, 0).split()[1]) * 1e-9
+            except (OSError, IndexError, ValueError):
+                pass
+        return 0.0
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def _thread_clock(ident):
