@@ -70,9 +70,8 @@ interpreter that imports NumPy, SciPy and scikit-learn once (``_worker``),
 so L is that interpreter's start (as long as it took in this process, 1 s
 before it first started), and 0 once it runs or workers are warm (left by
 an earlier search of this process).  Its imports take one core, which a
-kind worth moving leaves idle (its threads wait for the GIL).  Once tasks
-of a kind have run in processes, their measured wall time (round trip)
-replaces ``a + m``.
+kind worth moving leaves idle (its threads wait for the GIL).  A kind in
+processes stays there (below): what its tasks take there is not measured.
 
 The rule: each kind runs where its expected time is least, and moves only
 away from contention, never back: from threads to the calling thread or to
@@ -142,8 +141,8 @@ def seconds_per_byte():
 
 
 class _Kind:
-    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
-                 "proc_wall", "bytes", "bytes_n", "pickling", "place", "came_from",
+    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall",
+                 "bytes", "bytes_n", "pickling", "place", "came_from",
                  "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
                  "probe_wall", "looks", "held", "out", "look_at")
 
@@ -158,7 +157,6 @@ class _Kind:
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
         self.here_n, self.here_wall = 0, 0.0
-        self.proc_n, self.proc_wall = 0, 0.0  # round trips, a worker's first task excepted
         self.bytes, self.bytes_n = 0, 0  # intermediate data returned, per task
         self.pickling = None  # seconds this thread took to pickle one of its tasks
         self.place = "threads"
@@ -166,8 +164,8 @@ class _Kind:
         self.pinned = None  # a place it must stay in
         self.fresh = 0.0  # seconds of tasks measured where it is since it moved there
         if known is not None:  # an earlier search's measurements, counting half
-            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "proc_n",
-                         "proc_wall", "bytes", "bytes_n"):
+            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "bytes",
+                         "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
             self.pickling = known.pickling
             self.place, self.came_from = known.place, known.came_from
@@ -312,15 +310,12 @@ class Router:
             state.look_at = float("inf")
             self._probe(kind, state)
             return
-        if place == "processes":
-            state.proc_wall += wall
-            state.proc_n += 1
-        elif place == "threads":
+        if place == "threads":
             state.wall += wall
             state.wall2 += wall * wall
             state.cpu += cpu
             state.n += 1
-        else:
+        elif place == "here":
             state.here_wall += wall
             state.here_n += 1
         if place == state.place:
