@@ -435,19 +435,23 @@ def test_one_slow_first_call_does_not_send_small_fits_to_processes():
     # them: a GIL-bound kind of 10 ms fits, one of which took ten times as
     # long, must still be judged a kind of 10 ms fits (here, not processes).
     out = _run_script("""
-        import psutil
+        import psutil, threading
         from dklearn._engines import processes
         CALLS = []
         class FirstCallsSlow(PythonLoop):
             def fit(self, X, y):
-                CALLS.append(1)
+                CALLS.append(threading.current_thread().name)
+                # The second fit (on the probe's thread), and the first in
+                # the calling thread, pay set-up.
+                first_here = CALLS.count("MainThread") == 1 and CALLS[-1] == "MainThread"
                 self.n = 1_000_000 if len(CALLS) == 2 else 100_000
+                self.n = 3_000_000 if first_here else self.n
                 return super().fit(X, y)
         GridSearchCV(FirstCallsSlow(), {"C": list(range(12))}, cv=5, verbose=1).fit(X, y)
         print("children:", len(psutil.Process().children()), processes._ZYGOTE)
     """)
     assert "'score FirstCallsSlow' -> here" in out, out
-    assert "children: 0 None" in out
+    assert "-> processes" not in out and "children: 0 None" in out, out
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/thread-self/schedstat"),

@@ -77,8 +77,9 @@ The rule: each kind runs where its expected time is least, and moves only
 away from contention, never back: from threads to the calling thread or to
 processes, and from the calling thread to processes.  A move needs a gain
 larger than one task's time (tasks start whole) and than twice the spread
-of the measured mean (candidates take unequal times: a smaller gain is
-noise, and a move that does not pay cannot be undone).  A kind is
+of the mean measured where the kind runs, over two tasks at least
+(candidates take unequal times, and a class's first calls pay its imports:
+a smaller gain is noise, and a move that does not pay cannot be undone).  A kind is
 judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
 worker where it is (a share measured over fewer is noise; after a move, the
 sample starts again), from running tasks too (the
@@ -141,7 +142,7 @@ def seconds_per_byte():
 
 
 class _Kind:
-    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall",
+    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_wall2",
                  "bytes", "bytes_n", "pickling", "place", "came_from",
                  "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
                  "probe_wall", "looks", "held", "out", "look_at")
@@ -156,7 +157,7 @@ class _Kind:
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
         self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
-        self.here_n, self.here_wall = 0, 0.0
+        self.here_n, self.here_wall, self.here_wall2 = 0, 0.0, 0.0
         self.bytes, self.bytes_n = 0, 0  # intermediate data returned, per task
         self.pickling = None  # seconds this thread took to pickle one of its tasks
         self.place = "threads"
@@ -164,8 +165,8 @@ class _Kind:
         self.pinned = None  # a place it must stay in
         self.fresh = 0.0  # seconds of tasks measured where it is since it moved there
         if known is not None:  # an earlier search's measurements, counting half
-            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "bytes",
-                         "bytes_n"):
+            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_wall2",
+                         "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
             self.pickling = known.pickling
             self.place, self.came_from = known.place, known.came_from
@@ -317,6 +318,7 @@ class Router:
             state.n += 1
         elif place == "here":
             state.here_wall += wall
+            state.here_wall2 += wall * wall
             state.here_n += 1
         if place == state.place:
             state.fresh += wall
@@ -458,6 +460,8 @@ class Router:
             return
         if state.place == "processes":
             return  # where no GIL is shared: nowhere better to go
+        if state.place == "here" and state.here_n < 2:
+            return  # a spread needs two tasks
         if state.n:
             w, c = state.wall / state.n, state.cpu / state.n
             # The spread of the mean: candidates take unequal times.
@@ -469,8 +473,11 @@ class Router:
         else:
             return  # nothing measured on threads
         used = n * c / max(w, 1e-9)  # P: the cores N threads of this kind use together
+        alone_spread = 0.0
         if state.here_n:
             alone = state.here_wall / state.here_n
+            alone_spread = (max(state.here_wall2 / state.here_n - alone * alone, 0.0)
+                            / state.here_n) ** 0.5
         else:
             alone = c + (w - c) * (1.0 - min(used, 1.0))
         per_task = {"here": alone}  # seconds per task, each place
@@ -487,9 +494,14 @@ class Router:
             return  # a lower bound of c may decide a move, never a stay
         if state.place in times:
             gain = times[state.place] - times[best]
-            # A gain within twice the spread of the measured mean, or under one
-            # task's time, is noise: no move.
-            if gain <= max(w, 2 * spread * r / n):
+            # A gain within twice the spread of the mean measured where it
+            # runs, or under one task's time there, is noise: no move.  (A
+            # class's first calls, slow with imports, land in a few tasks.)
+            if state.place == "here":
+                task, noise = alone, 2 * alone_spread * r
+            else:
+                task, noise = w, 2 * spread * r / n
+            if gain <= max(task, noise):
                 return
         self._place(kind, state, best, "expected " + ", ".join(
             f"{p} {t:.2f} s" for p, t in times.items()) + f" for {r} tasks")
