@@ -55,7 +55,7 @@ remaining work is expected to take
 
     on threads      r * w / N
     here            r * a                (the calling thread, one at a time)
-    on processes    L + max(r - L * N / w, 0) * (a + m) / N
+    on processes    L + max(r - L * N / w * (1 - s), 0) * (a + m) / N
 
 where m is the cost of sending a task and its result to a worker process:
 twice the time this thread took to pickle one of its tasks with the
@@ -64,14 +64,16 @@ copies it twice: as much again), plus the bytes of its result times the
 seconds a byte takes to pickle, copy and unpickle (measured once in this
 process); the search's constants travel once per search, not with each
 task.  Since this one thread pickles and writes every task, processes
-complete at most one task per m / 2 seconds.  L is the time until workers are ready, during
-which the current place goes on (L * N / w tasks): workers are forks of one
-interpreter that imports NumPy, SciPy and scikit-learn once (``_worker``),
-so L is that interpreter's start (as long as it took in this process, 1 s
-before it first started), and 0 once it runs or workers are warm (left by
-an earlier search of this process).  Its imports take one core, which a
-kind worth moving leaves idle (its threads wait for the GIL).  A kind in
-processes stays there (below): what its tasks take there is not measured.
+complete at most one task per m / 2 seconds.  L is the time until workers
+are ready, during which the current place goes on (L * N / w tasks, on
+threads; L / a here): workers are forks of one interpreter that imports
+NumPy, SciPy and scikit-learn once (``_worker``), so L is that
+interpreter's start (as long as it took in this process, 1 s before it
+first started), and 0 once it runs or workers are warm (left by an earlier
+search of this process).  Its imports take one core: a kind on P threads
+loses s = max(P + 1 - N, 0) / P of its pace meanwhile (none if it leaves a
+core idle, as a kind that waits for the GIL does).  A kind in processes
+stays there (below): what its tasks take there is not measured.
 
 The rule: each kind runs where its expected time is least, and moves only
 away from contention, never back: from threads to the calling thread or to
@@ -436,9 +438,9 @@ class Router:
                     f"{held}; expected here {here:.2f} s, processes {away:.2f} s "
                     f"for {state.left} tasks")
 
-    def _on_processes(self, state, alone, r, now):
+    def _on_processes(self, state, alone, r, now, busy=1.0):
         """Expected seconds for ``r`` tasks on processes, at ``now`` seconds a task
-        where the kind is until workers are ready."""
+        where the kind is, on ``busy`` cores, until workers are ready."""
         if self.processes_broken is not None:
             return float("inf")
         # This thread pickles and writes every task: a bound on the rate.  A
@@ -448,7 +450,11 @@ class Router:
                 + state.bytes / max(state.bytes_n, 1) * seconds_per_byte())
         late = self.latency()
         per_task = max((alone + send) / self.workers, send / 2)
-        return late + max(r - late / max(now, 1e-9), 0) * per_task
+        # The workers' start takes a core: the place the kind is in slows by
+        # the share of its cores that core is, if it leaves no other idle.
+        busy = min(max(busy, 1.0), self.workers)
+        slowed = max(busy + 1 - self.workers, 0.0) / busy
+        return late + max(r - late / max(now, 1e-9) * (1 - slowed), 0) * per_task
 
     def _judge(self, kind, state, running):
         if state.left <= 0 or state.pinned or state.probing:
@@ -486,7 +492,8 @@ class Router:
         r = state.left
         times = {p: t * r for p, t in per_task.items()}
         times["processes"] = self._on_processes(state, alone, r,
-                                                per_task.get(state.place, w / n))
+                                                per_task.get(state.place, w / n),
+                                                used if state.place == "threads" else 1.0)
         if state.place == "here":
             times.pop("threads", None)  # it left them for contention: never back
         best = min(times, key=times.get)
