@@ -1,7 +1,10 @@
-"""Shared test helpers: a transformer that counts its calls, a comparer of searches, and
-dklearn's worker processes."""
+"""Shared test helpers: a transformer that counts its calls, a comparer of searches,
+dklearn's worker processes, and busy processes that load the machine."""
 
+import contextlib
 import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 
@@ -100,3 +103,15 @@ def worker_processes(pid=None):
         except psutil.NoSuchProcess:
             pass
     return found
+
+
+@contextlib.contextmanager
+def busy_processes(n):
+    """``n`` processes that each spin on a core until the block ends (other programs' load)."""
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield spin
+    finally:
+        for proc in spin:
+            proc.kill()
+            proc.wait()

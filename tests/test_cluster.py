@@ -31,7 +31,7 @@ import dklearn  # noqa: F401 - registers joblib's 'dask.distributed' name
 from dklearn._engines import CrashedWorker
 from dklearn.model_selection import GridSearchCV
 
-from ._helpers import Crasher, assert_same_results
+from ._helpers import Crasher, assert_same_results, busy_processes
 from .cluster import dask_cluster
 
 distributed = pytest.importorskip("distributed")
@@ -322,9 +322,7 @@ def test_crash_searches_on_a_loaded_machine_never_hang():
     # search hung in about 1 of 30 of these runs before dklearn fetched the
     # results itself (see distributed._submit), and in none of 40 without the
     # busy loops.  Each run gets a fresh cluster, as the first crash test does.
-    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
-            for _ in range(os.cpu_count() or 1)]
-    try:
+    with busy_processes(os.cpu_count() or 1):
         for run in range(STRESS_RUNS):
             with dask_cluster(n_workers=2, nanny=True, env=CRASH_ENV) as running:
                 result = {}
@@ -341,10 +339,6 @@ def test_crash_searches_on_a_loaded_machine_never_hang():
                 assert not thread.is_alive(), f"run {run} hung"
                 scores = result["search"].cv_results_["mean_test_score"]
                 assert np.isnan(scores[3]) and np.isfinite(scores[:3]).all()
-    finally:
-        for proc in spin:
-            proc.kill()
-            proc.wait()
 
 
 class Stuck(ClassifierMixin, BaseEstimator):

@@ -127,7 +127,7 @@ class _Loop:
         self.kept = None  # shared steps' values, kept for the next run
         self.failure = None  # (order, exception) of the first task, in order, that raised
         self.inbox = _Inbox()
-        self.queue_clock = _QueueClock()  # this thread's: the loop runs in it
+        self.queue_clock = None  # this thread's (the loop's), made at its first look
         self.queued = None  # its reading at the last look
         self._index(keys)
         self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
@@ -307,6 +307,7 @@ class _Loop:
                 return  # a place became free (a pinned kind, say): dispatch again
             raise RuntimeError("dklearn's local engine has nothing to wait for")  # a bug
         if tick is not None and self.queued is None:
+            self.queue_clock = self.queue_clock or _QueueClock()
             self.queued = self.queue_clock()
         begin = time.perf_counter()
         events, ready_conns = self.inbox.wait(conns, timeout)
@@ -395,7 +396,8 @@ class _Loop:
         self._finish(job.key, value)
 
     def close(self):
-        self.queue_clock.close()
+        if self.queue_clock is not None:
+            self.queue_clock.close()
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
@@ -478,15 +480,16 @@ class _Inbox:
             ready = connection.wait([self._r, *conns], 0 if self._events else timeout)
             if self._r in ready:
                 os.read(self._r, 65536)
+            ready_conns = [c for c in ready if c is not self._r]
             timeout = deadline - time.perf_counter()
             # A poster appends its event, then writes its byte: a byte may
             # come after its event was taken, and must not cut a wait short.
-            if self._events or len(ready) > (self._r in ready) or timeout <= 0:
+            if self._events or ready_conns or timeout <= 0:
                 break
         events = []
         while self._events:
             events.append(self._events.popleft())
-        return events, [c for c in ready if c is not self._r]
+        return events, ready_conns
 
 
 def _timed(task, inputs):
