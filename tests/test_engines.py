@@ -430,6 +430,39 @@ def test_a_tiny_search_starts_no_process():
 
 
 @needs_two_cores
+def test_while_workers_start_a_moved_kind_runs_one_at_a_time_off_the_loop_thread(tmp_path):
+    # A fresh process: the move to processes waits for the workers' start.
+    # Meanwhile the kind's fits go on here one at a time, on a thread, so
+    # that the loop, not busy running one, hands work to each worker the
+    # moment it is ready.
+    log = str(tmp_path / "fits")
+    out = _run_script("""
+        import threading
+        class Logged(PythonLoop):
+            def fit(self, X, y):
+                start = time.perf_counter()
+                log, self.log = self.log, None
+                super().fit(X, y)
+                with open(log, "a") as f:
+                    f.write(f"{os.getpid()} {threading.current_thread().name} "
+                            f"{start} {time.perf_counter()}\\n")
+                return self
+        GridSearchCV(Logged(n=3_000_000, log=sys.argv[1]), GRID, cv=3, refit=False,
+                     verbose=1).fit(X, y)
+        print("pid", os.getpid())
+    """, log)
+    assert "'score Logged' -> processes" in out, out
+    me = out.split("pid ")[1].split()[0]
+    with open(log) as f:
+        fits = [line.split() for line in f]
+    here = sorted((float(start), float(end), name) for pid, name, start, end in fits
+                  if pid == me)
+    assert len(here) < len(fits)  # some ran in worker processes
+    assert all(name.startswith("dklearn") for _, _, name in here), here
+    assert all(a[1] <= b[0] for a, b in zip(here, here[1:])), here  # one at a time
+
+
+@needs_two_cores
 def test_one_slow_first_call_does_not_send_small_fits_to_processes():
     # A class's first calls pay imports and set-up, in whichever fit makes
     # them: a GIL-bound kind of 10 ms fits, one of which took ten times as

@@ -66,7 +66,8 @@ process); the search's constants travel once per search, not with each
 task.  Since this one thread pickles and writes every task, processes
 complete at most one task per m / 2 seconds.  L is the time until workers
 are ready, during which the current place goes on (L * N / w tasks, on
-threads; L / a here): workers are forks of one interpreter that imports
+threads; L / a here, where tasks then run one at a time on a thread, so
+that the loop hands work to each worker the moment it is ready): workers are forks of one interpreter that imports
 NumPy, SciPy and scikit-learn once (``_worker``), so L is that
 interpreter's start (as long as it took in this process, 1 s before it
 first started), and 0 once it runs or workers are warm (left by an earlier
@@ -212,6 +213,10 @@ class Router:
         if state.probing:
             return () if state.out else ("threads",)
         if state.place == "processes" and self.warm == 0:  # where it was, while workers start
+            if state.came_from == "here":
+                # One at a time, as here, but on a thread: the loop, not running
+                # it, hears the workers the moment they are ready.
+                return ("processes",) if state.out else ("processes", "threads")
             places = ("processes", state.came_from)
         else:
             places = (state.place,)

@@ -231,7 +231,16 @@ class _Loop:
                     blocked.add(kind)  # a probing kind: its other tasks wait too
                 continue
             self._start(key, kind, place)
+            if place.name == "here" and self._elsewhere():
+                break  # what came meanwhile (a worker ready, a task done) is seen first
         self.ready.extend(reversed(skipped))
+
+    def _elsewhere(self):
+        """Whether threads or worker processes have tasks out or are starting: a task
+        here keeps the loop from hearing them, so it runs one here at a time."""
+        procs = self.places.get("processes")
+        return (any(job.place.name != "here" for job in self.running.values())
+                or (procs is not None and bool(procs.connections())))
 
     def _leaving(self):
         """Thread tasks of kinds that moved to processes, still running: they finish
