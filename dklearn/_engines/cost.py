@@ -50,7 +50,12 @@ a, a task alone is expected to take
     a = c + (w - c) * (1 - min(P, 1))
 
 (time beyond a thread's own CPU is time waiting for the GIL while it is
-busy, and its own waiting, I/O or sleep, while it is free).  The kind's
+busy, and its own waiting, I/O or sleep, while it is free).  This is an
+upper bound: contention also costs CPU (each hand-over of the GIL wakes a
+thread on a core whose caches hold another's data; a gradient-boosting
+fit that hands it over thousands of times took 0.62 s of CPU on two
+threads against 0.43 s alone), so estimates from it err toward staying
+on the threads.  The kind's
 remaining work is expected to take
 
     on threads      r * w / N
@@ -79,10 +84,13 @@ stays there (below): what its tasks take there is not measured.
 The rule: each kind runs where its expected time is least, and moves only
 away from contention, never back: from threads to the calling thread or to
 processes, and from the calling thread to processes.  A move needs a gain
-larger than one task's time (tasks start whole) and than twice the spread
-of the mean measured where the kind runs, over two tasks at least
-(candidates take unequal times, and a class's first calls pay its imports:
-a smaller gain is noise, and a move that does not pay cannot be undone).  A kind is
+larger than a task's time per worker where the kind runs (tasks start
+whole: the last ones leave workers idle by chance) and than twice the
+spread of the mean the gain rests on, over two tasks at least: a task's
+time in the calling thread; on threads its time off a core, w - c (the
+mean time of a task, unequal between candidates, scales every place's
+estimate alike).  A smaller gain is noise (and a class's first calls pay
+its imports), and a move that does not pay cannot be undone.  A kind is
 judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
 worker where it is (a share measured over fewer is noise; after a move, the
 sample starts again), from running tasks too (the
@@ -145,7 +153,7 @@ def seconds_per_byte():
 
 
 class _Kind:
-    __slots__ = ("left", "n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_wall2",
+    __slots__ = ("left", "n", "wall", "lost2", "cpu", "here_n", "here_wall", "here_wall2",
                  "bytes", "bytes_n", "pickling", "place", "came_from",
                  "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
                  "probe_wall", "looks", "held", "out", "look_at")
@@ -159,7 +167,8 @@ class _Kind:
         self.looks, self.held = 0, 0  # the loop's looks at the GIL, and those it waited for
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
-        self.n, self.wall, self.wall2, self.cpu = 0, 0.0, 0.0, 0.0  # finished on threads
+        self.n, self.wall, self.cpu = 0, 0.0, 0.0  # finished on threads
+        self.lost2 = 0.0  # the squares of their seconds off a core (wall - CPU)
         self.here_n, self.here_wall, self.here_wall2 = 0, 0.0, 0.0
         self.bytes, self.bytes_n = 0, 0  # intermediate data returned, per task
         self.pickling = None  # seconds this thread took to pickle one of its tasks
@@ -168,7 +177,7 @@ class _Kind:
         self.pinned = None  # a place it must stay in
         self.fresh = 0.0  # seconds of tasks measured where it is since it moved there
         if known is not None:  # an earlier search's measurements, counting half
-            for name in ("n", "wall", "wall2", "cpu", "here_n", "here_wall", "here_wall2",
+            for name in ("n", "wall", "lost2", "cpu", "here_n", "here_wall", "here_wall2",
                          "bytes", "bytes_n"):
                 setattr(self, name, getattr(known, name) / 2)
             self.pickling = known.pickling
@@ -320,7 +329,7 @@ class Router:
             return
         if place == "threads":
             state.wall += wall
-            state.wall2 += wall * wall
+            state.lost2 += (wall - cpu) ** 2
             state.cpu += cpu
             state.n += 1
         elif place == "here":
@@ -475,8 +484,10 @@ class Router:
             return  # a spread needs two tasks
         if state.n:
             w, c = state.wall / state.n, state.cpu / state.n
-            # The spread of the mean: candidates take unequal times.
-            spread = (max(state.wall2 / state.n - w * w, 0.0) / state.n) ** 0.5
+            # What moving gains depends on w - c, the time a task spends off
+            # a core (the mean itself, unequal between candidates, scales
+            # every place's estimate alike): the spread of its mean.
+            spread = (max(state.lost2 / state.n - (w - c) ** 2, 0.0) / state.n) ** 0.5
         elif running:  # running tasks only: what they had so far bounds c from below
             wall, cpu = sum(w for w, _ in running), sum(c for _, c in running)
             c = max(c for _, c in running)
@@ -507,12 +518,17 @@ class Router:
         if state.place in times:
             gain = times[state.place] - times[best]
             # A gain within twice the spread of the mean measured where it
-            # runs, or under one task's time there, is noise: no move.  (A
-            # class's first calls, slow with imports, land in a few tasks.)
+            # runs is noise, and so is one under a task's time per worker
+            # (tasks start whole: the last ones leave workers idle, by
+            # chance): no move.  (A class's first calls, slow with imports,
+            # land in a few tasks.)  From threads, the other places'
+            # estimates use c, which contention among the threads only
+            # inflates (each hand-over of the GIL costs both threads CPU):
+            # they are upper bounds, and the gain at least what is expected.
             if state.place == "here":
                 task, noise = alone, 2 * alone_spread * r
             else:
-                task, noise = w, 2 * spread * r / n
+                task, noise = w / n, 2 * spread * r / n
             if gain <= max(task, noise):
                 return
         self._place(kind, state, best, "expected " + ", ".join(
