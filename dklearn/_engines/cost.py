@@ -12,7 +12,10 @@ a switch interval, and a wake-up that comes ``LATE_SWITCHES`` of an
 interval late waited for the GIL (a woken thread runs within tens of
 microseconds unless a holder keeps the GIL, until its next C call or for up
 to an interval; on Linux, the time the kernel kept it waiting for a core
-that other programs had is not counted: ``local._QueueClock``).  The
+that other programs had is not counted: ``local._QueueClock``).  A task
+shorter than an interval ends before any look: after one, the probe's
+tasks run in the calling thread, which spares each the hand-over to a
+thread, until one takes longer.  The
 share g of looks that waited is the share of time a
 task holds the GIL; N threads want it N * g of the time.  With r tasks
 left, N workers can gain at most r * a * (1 - 1/N).  When that is less
@@ -156,7 +159,7 @@ class _Kind:
     __slots__ = ("left", "n", "wall", "lost2", "cpu", "here_n", "here_wall", "here_wall2",
                  "bytes", "bytes_n", "pickling", "place", "came_from",
                  "pinned", "fresh", "probing", "probed", "probe_min", "probe_first",
-                 "probe_wall", "looks", "held", "out", "look_at")
+                 "probe_wall", "probe_last", "looks", "held", "out", "look_at")
 
     def __init__(self, left, known=None, probing=True):
         self.left = left  # tasks not started yet
@@ -164,6 +167,7 @@ class _Kind:
         self.probed = 0  # tasks that ended while it probed
         self.probe_min = float("inf")  # the shortest of them
         self.probe_first, self.probe_wall = 0.0, 0.0  # the first one's seconds; all told
+        self.probe_last = float("inf")  # the last one's seconds
         self.looks, self.held = 0, 0  # the loop's looks at the GIL, and those it waited for
         self.out = 0  # tasks handed out and not ended (while probing: one at most)
         self.look_at = float("inf")  # when a running probe task may decide a fan-out
@@ -220,7 +224,11 @@ class Router:
         if state.pinned:
             return (state.pinned,)
         if state.probing:
-            return () if state.out else ("threads",)
+            if state.out:
+                return ()
+            # A task shorter than a switch interval ends before the loop's
+            # look: on a thread it pays the hand-over and nothing is seen.
+            return ("here",) if state.probe_last < self.tick_seconds else ("threads",)
         if state.place == "processes" and self.warm == 0:  # where it was, while workers start
             if state.came_from == "here":
                 # One at a time, as here, but on a thread: the loop, not running
@@ -321,6 +329,7 @@ class Router:
         if state.probing:  # it ran alone; too few to stand for the kind's mean
             state.probed += 1
             state.probe_min = min(state.probe_min, wall)
+            state.probe_last = wall
             state.probe_wall += wall
             if state.probed == 1:
                 state.probe_first = wall
