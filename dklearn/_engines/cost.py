@@ -75,8 +75,9 @@ task.  Since this one thread pickles and writes every task, processes
 complete at most one task per m / 2 seconds.  L is the time until workers
 are ready, during which the current place goes on (L * N / w tasks, on
 threads; L / a here, where tasks then run one at a time on a thread, so
-that the loop hands work to each worker the moment it is ready): workers are forks of one interpreter that imports
-NumPy, SciPy and scikit-learn once (``_worker``), so L is that
+that the loop hands work to each worker the moment it is ready): workers
+are forks of one interpreter that imports NumPy, SciPy and scikit-learn
+once (``_worker``), so L is that
 interpreter's start (as long as it took in this process, 1 s before it
 first started), and 0 once it runs or workers are warm (left by an earlier
 search of this process).  Its imports take one core: a kind on P threads
