@@ -90,10 +90,15 @@ away from contention, never back: from threads to the calling thread or to
 processes, and from the calling thread to processes.  A move needs a gain
 larger than a task's time per worker where the kind runs (tasks start
 whole: the last ones leave workers idle by chance) and than twice the
-spread of the mean the gain rests on, over two tasks at least: a task's
-time in the calling thread; on threads its time off a core, w - c (the
+spread of the mean the gain rests on: a task's time in the calling thread
+(over two tasks at least); on threads its time off a core, w - c (the
 mean time of a task, unequal between candidates, scales every place's
-estimate alike).  A smaller gain is noise (and a class's first calls pay
+estimate alike; over fewer than two finished tasks the spread is taken
+as none, so a long first fit can move the kind before a second ends).
+Time off a core is not all contention: other programs' load on the cores
+also shows there, and counts as a gain that processes, under the same
+load, do not have (the loop's looks leave out that wait; the threads'
+tasks do not, since reading the kernel's clock lets go of the GIL).  A smaller gain is noise (and a class's first calls pay
 its imports), and a move that does not pay cannot be undone.  A kind is
 judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
 worker where it is (a share measured over fewer is noise; after a move, the
