@@ -95,13 +95,14 @@ spread of the mean the gain rests on: a task's time in the calling thread
 mean time of a task, unequal between candidates, scales every place's
 estimate alike; over fewer than two finished tasks the spread is taken
 as none, so a long first fit can move the kind before a second ends).
-Time off a core is not all contention: other programs' load on the cores
-also shows there, and counts as a gain.  Whether processes have it
-depends on where the load runs: the workers run in a session of their
-own, which Linux's autogroup scheduling gives its own share of the cores
-(a BLAS-bound kind under four busy processes of the caller's session:
-3.5 s moved to processes, 6.7 s kept on threads).  A smaller gain is noise (and a class's first calls pay
-its imports), and a move that does not pay cannot be undone.  A kind is
+A smaller gain is noise (and a class's first calls pay its imports), and
+a move that does not pay cannot be undone.  Time off a core is not all
+contention: other programs' load on the cores also shows there, and
+counts as a gain.  Whether processes have it depends on where the load
+runs: the workers run in a session of their own, which Linux's autogroup
+scheduling gives its own share of the cores (a BLAS-bound kind under four
+busy processes of the caller's session: 3.5 s moved to processes, 6.7 s
+kept on threads).  A kind is
 judged once its tasks ran ``SAMPLE_SWITCHES`` GIL switch intervals per
 worker where it is (a share measured over fewer is noise; after a move, the
 sample starts again), from running tasks too (the
