@@ -15,11 +15,11 @@ to an interval; on Linux, the time the kernel kept it waiting for a core
 that other programs had is not counted: ``local._QueueClock``).  A task
 shorter than an interval ends before any look: after one, the probe's
 tasks run in the calling thread, which spares each the hand-over to a
-thread, until one takes longer.  The
-share g of looks that waited is the share of time a
-task holds the GIL; N threads want it N * g of the time.  With r tasks
-left, N workers can gain at most r * a * (1 - 1/N).  When that is less
-than a sample (below) the kind runs in the calling thread, once two tasks
+thread, until one takes longer.  The share g of looks that waited is the
+share of time a task holds the GIL; N threads want it N * g of the
+time.  With r tasks left, N workers can gain at most r * a * (1 - 1/N).
+When that is less than a sample (below) the kind runs in the calling
+thread, once two tasks
 have ended (the smaller of their times counts: the first call of a class
 in a process also pays its imports), so a search too small to gain from
 parallelism never pays for threads.  Otherwise the probe goes on until the
@@ -77,13 +77,13 @@ are ready, during which the current place goes on (L * N / w tasks, on
 threads; L / a here, where tasks then run one at a time on a thread, so
 that the loop hands work to each worker the moment it is ready): workers
 are forks of one interpreter that imports NumPy, SciPy and scikit-learn
-once (``_worker``), so L is that
-interpreter's start (as long as it took in this process, 1 s before it
-first started), and 0 once it runs or workers are warm (left by an earlier
-search of this process).  Its imports take one core: a kind on P threads
-loses s = max(P + 1 - N, 0) / P of its pace meanwhile (none if it leaves a
-core idle, as a kind that waits for the GIL does).  A kind in processes
-stays there (below): what its tasks take there is not measured.
+once (``_worker``), so L is that interpreter's start (as long as it took
+in this process, 1 s before it first started), and 0 once it runs or
+workers are warm (left by an earlier search of this process).  Its
+imports take one core: a kind on P threads loses s = max(P + 1 - N, 0) / P
+of its pace meanwhile (none if it leaves a core idle, as a kind that waits
+for the GIL does).  A kind in processes stays there (below): what its
+tasks take there is not measured.
 
 The rule: each kind runs where its expected time is least, and moves only
 away from contention, never back: from threads to the calling thread or to
@@ -162,6 +162,11 @@ def seconds_per_byte():
         pickle.loads(blob)
         _SECONDS_PER_BYTE.append(2 * (time.perf_counter() - start) / data.nbytes)
     return _SECONDS_PER_BYTE[0]
+
+
+def _spread(mean, squares, n):
+    """The standard error of a mean of ``n`` values whose squares sum to ``squares``."""
+    return (max(squares / n - mean * mean, 0.0) / n) ** 0.5
 
 
 class _Kind:
@@ -502,10 +507,8 @@ class Router:
             return  # a spread needs two tasks
         if state.n:
             w, c = state.wall / state.n, state.cpu / state.n
-            # What moving gains depends on w - c, the time a task spends off
-            # a core (the mean itself, unequal between candidates, scales
-            # every place's estimate alike): the spread of its mean.
-            spread = (max(state.lost2 / state.n - (w - c) ** 2, 0.0) / state.n) ** 0.5
+            # What moving gains rests on w - c (see the module doc).
+            spread = _spread(w - c, state.lost2, state.n)
         elif running:  # running tasks only: what they had so far bounds c from below
             wall, cpu = sum(w for w, _ in running), sum(c for _, c in running)
             c = max(c for _, c in running)
@@ -516,8 +519,7 @@ class Router:
         alone_spread = 0.0
         if state.here_n:
             alone = state.here_wall / state.here_n
-            alone_spread = (max(state.here_wall2 / state.here_n - alone * alone, 0.0)
-                            / state.here_n) ** 0.5
+            alone_spread = _spread(alone, state.here_wall2, state.here_n)
         else:
             alone = c + (w - c) * (1.0 - min(used, 1.0))
         per_task = {"here": alone}  # seconds per task, each place
@@ -535,14 +537,8 @@ class Router:
             return  # a lower bound of c may decide a move, never a stay
         if state.place in times:
             gain = times[state.place] - times[best]
-            # A gain within twice the spread of the mean measured where it
-            # runs is noise, and so is one under a task's time per worker
-            # (tasks start whole: the last ones leave workers idle, by
-            # chance): no move.  (A class's first calls, slow with imports,
-            # land in a few tasks.)  From threads, the other places'
-            # estimates use c, which contention among the threads only
-            # inflates (each hand-over of the GIL costs both threads CPU):
-            # they are upper bounds, and the gain at least what is expected.
+            # Noise, not a gain: within twice the spread, or under a task's
+            # time per worker where it runs (the module doc says why).
             if state.place == "here":
                 task, noise = alone, 2 * alone_spread * r
             else:
