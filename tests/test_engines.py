@@ -457,8 +457,13 @@ def test_while_workers_start_a_moved_kind_runs_one_at_a_time_off_the_loop_thread
         fits = [line.split() for line in f]
     here = sorted((float(start), float(end), name) for pid, name, start, end in fits
                   if pid == me)
-    assert len(here) < len(fits)  # some ran in worker processes
-    assert all(name.startswith("dklearn") for _, _, name in here), here
+    # perf_counter is the system's monotonic clock: comparable across processes.
+    workers_began = min(float(start) for pid, _, start, _ in fits if pid != me)
+    # The rule may first place the kind in the calling thread and move it
+    # later; the fits that ran here last, while the workers started, ran on
+    # a thread.
+    before = [fit for fit in here if fit[0] < workers_began]
+    assert before and before[-1][2].startswith("dklearn"), here
     assert all(a[1] <= b[0] for a, b in zip(here, here[1:])), here  # one at a time
 
 
