@@ -127,8 +127,6 @@ class _Loop:
         self.kept = None  # shared steps' values, kept for the next run
         self.failure = None  # (order, exception) of the first task, in order, that raised
         self.inbox = _Inbox()
-        self.queue_clock = None  # this thread's (the loop's), made at its first look
-        self.queued = None  # its reading at the last look
         self._index(keys)
         self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
                                   verbose=options.verbose)
@@ -219,7 +217,7 @@ class _Loop:
                 self.router.ended(self.kinds.get(key))
                 self.ready.append(key)
         skipped, blocked = [], set()
-        while self.ready and len(self.running) < 2 * self.workers + self._leaving():
+        while self.ready and len(self.running) < 2 * self.workers:
             key = self.ready.pop()
             if self.failure is not None and self.order[key] > self.failure[0]:
                 continue  # a task raised: only those before it, in order, still run
@@ -241,13 +239,6 @@ class _Loop:
         procs = self.places.get("processes")
         return (any(job.place.name != "here" for job in self.running.values())
                 or (procs is not None and bool(procs.connections())))
-
-    def _leaving(self):
-        """Thread tasks of kinds that moved to processes, still running: they finish
-        where they are, and hold one core between them at most (the GIL is why
-        they moved), so the processes do not wait for them."""
-        threads = self.places.get("threads")
-        return threads.running_of(self.router.leaves_threads) if threads is not None else 0
 
     def _place(self, kind, key):
         for name in self.router.places(kind):
@@ -279,7 +270,7 @@ class _Loop:
         job = _Job(key, kind, place, timeout)
         values = self.values
         inputs = {dep: values[dep] for dep in self.deps[key]}
-        if place.name != "processes" and self.router.wants_bytes(kind):
+        if place.name != "processes" and self.router.measures(kind):
             job.nbytes = 0  # what it returns, counted when it ends
             if not self.router.knows_sending(kind):
                 self.router.sending(kind, _pickling_seconds(self.graph[key], inputs,
@@ -315,20 +306,12 @@ class _Loop:
             if self.ready:
                 return  # a place became free (a pinned kind, say): dispatch again
             raise RuntimeError("dklearn's local engine has nothing to wait for")  # a bug
-        if tick is not None and self.queued is None:
-            self.queue_clock = self.queue_clock or _QueueClock()
-            self.queued = self.queue_clock()
-        begin = time.perf_counter()
-        events, ready_conns = self.inbox.wait(conns, timeout)
-        if tick is not None:
-            late = time.perf_counter() - begin - tick
-            queued, self.queued = self.queued, self.queue_clock()
-            if not events and not ready_conns:  # the wait ran its course: a look
-                # Late for the GIL, not for a core: time this thread spent
-                # ready to run while other programs had the cores is not the GIL's.
-                self.router.looked(late - (self.queued - queued))
-        else:
-            self.queued = None
+        on_threads = [job for job in self.running.values() if job.place.name == "threads"]
+        look = time.perf_counter() + timeout if tick is not None else None
+        events, ready_conns, late = self.inbox.wait(conns, timeout)
+        if look is not None and late == late:  # the wait ran its course: a look at the GIL
+            self.router.looked(late, [(job.kind, look - job.started) for job in on_threads
+                                      if job.started is not None and job.started < look])
         if ready_conns:
             events.extend(procs.receive(ready_conns))
         for event in events:
@@ -405,8 +388,6 @@ class _Loop:
         self._finish(job.key, value)
 
     def close(self):
-        if self.queue_clock is not None:
-            self.queue_clock.close()
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
@@ -482,11 +463,15 @@ class _Inbox:
             pass
 
     def wait(self, conns, timeout):
-        """(posted events, the ``conns`` ready to read), after at most ``timeout`` s."""
+        """(posted events, the ``conns`` ready to read, how late the wake-up was if
+        nothing cut it short), after at most ``timeout`` s."""
         timeout = WAKE_SECONDS if timeout is None else min(timeout, WAKE_SECONDS)
         deadline = time.perf_counter() + timeout
+        late = float("nan") if self._events else None
         while True:
             ready = connection.wait([self._r, *conns], 0 if self._events else timeout)
+            if late is None:  # the first wake-up: on time unless another thread held the GIL
+                late = time.perf_counter() - deadline if not ready else float("nan")
             if self._r in ready:
                 os.read(self._r, 65536)
             ready_conns = [c for c in ready if c is not self._r]
@@ -498,7 +483,7 @@ class _Inbox:
         events = []
         while self._events:
             events.append(self._events.popleft())
-        return events, ready_conns
+        return events, ready_conns, late
 
 
 def _timed(task, inputs):
@@ -633,35 +618,6 @@ class _Threads:
         if not abort:  # after Ctrl-C or an error, a running task ends on its own, unwaited
             for thread in self.threads:
                 thread.join()
-
-
-class _QueueClock:
-    """Seconds the thread that made it has waited, ready to run, for a core (Linux; else 0).
-
-    The kernel's per-thread scheduler statistics: waiting for a core shows
-    there, waiting for the GIL (asleep on a lock) does not.  Read with one
-    system call, since each one lets go of the GIL, and getting it back from
-    a thread that holds it takes a switch interval.
-    """
-
-    def __init__(self):
-        try:
-            self.fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-        except OSError:
-            self.fd = None
-
-    def __call__(self):
-        if self.fd is not None:
-            try:
-                return int(os.pread(self.fd, 128, 0).split()[1]) * 1e-9
-            except (OSError, IndexError, ValueError):
-                pass
-        return 0.0
-
-    def close(self):
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
 
 
 def _thread_clock(ident):
