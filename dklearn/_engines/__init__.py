@@ -20,9 +20,21 @@ None                     joblib's ``parallel_config`` if it names a     (as belo
 a Client or an address   that dask.distributed cluster                  distributed
 =======================  =============================================  ==============
 
-Imports point one way: this module -> ``local`` -> ``cost``, ``processes``,
-``limits``; ``processes`` starts ``_worker``, the only module a worker process
-imports (with ``.._tasks``, the task bodies); ``distributed`` stands apart.
+=================  ===========================================================
+module             what it holds
+=================  ===========================================================
+this module        choosing an engine: ``run``, ``Options``, ``Hooks``, ``n_jobs``
+``local``          the loop that runs a graph on this machine
+``cost``           where each kind of task runs (the one rule)
+``threads``        the places in this process: the calling thread, a thread pool
+``processes``      worker processes: start, send, crash isolation, warm reuse
+``_worker``        the only engine module a worker process imports
+``limits``         BLAS and OpenMP caps
+``distributed``    a dask.distributed cluster
+=================  ===========================================================
+
+Imports point one way: this module -> ``local`` -> ``cost``, ``threads``,
+``processes`` -> ``limits``, ``_worker``; ``distributed`` stands apart.
 
 ``n_jobs`` follows scikit-learn and joblib: ``None`` means the ``n_jobs`` of
 an active ``joblib.parallel_config``, else every core (dklearn's default,

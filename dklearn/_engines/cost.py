@@ -163,7 +163,7 @@ class Router:
             places = ("processes", state.came_from)  # it goes on there while workers start
         else:
             places = (state.place,)
-        if "here" in places and self.threads is not None and self.threads.running_of((kind,)):
+        if "here" in places and self.threads is not None and kind in self.threads.running_kinds():
             # It left the threads for the GIL: not beside their last tasks.
             places = tuple(p for p in places if p != "here")
         return places

@@ -11,16 +11,16 @@ waiting for this thread to wake up, which takes the GIL from busy threads
 (up to a switch interval, 5 ms, a task: as long as a small fit).  So up to
 2 x ``workers`` tasks are handed out at once.  The loop thread is the
 caller's; it sleeps until a task ends, a worker process speaks, the cost
-model or a time limit wants a look, or ``WAKE_SECONDS`` pass (so that a
-Ctrl-C is seen).
+model or a time limit wants a look, or ``threads.WAKE_SECONDS`` pass (so
+that a Ctrl-C is seen).
 
 Each task runs in one of three places:
 
 - ``here``: in the calling thread, between two looks at the others (for
   glue tasks, ``scheduler='sync'``, and work too small to hand over);
 - ``threads``: ``workers`` threads of this process, which share every
-  intermediate result for free;
-- ``processes``: ``workers`` worker processes (``processes.Processes``), which
+  intermediate result for free (both in ``threads``);
+- ``processes``: ``workers`` worker processes (``processes``), which
   get their inputs sent (constants once per worker, intermediates with
   each task) but escape the GIL, isolate a crash and can be stopped.
 
@@ -38,25 +38,19 @@ task where ``dask.local`` keeps several sets.
 """
 
 import collections
-import os
-import threading
 import time
-from multiprocessing import connection
 
-import sklearn
+import joblib
 
 from .. import _tasks
 from . import CrashedWorker, FitTimeout, cost, limits
+from .threads import Here, Inbox, Threads
 from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
                         zygote_ready)
 
 # A task past its time limit ends with its worker's own timer; if the worker
 # is still there this much later, the loop kills it.
 KILL_GRACE = 2.0
-# The loop never sleeps longer than this: a Ctrl-C that lands just before it
-# goes to sleep is only seen once it wakes (Python runs signal handlers
-# between bytecodes, and a signal that came first does not cut the sleep).
-WAKE_SECONDS = 0.2
 
 
 def run(graph, keys, kinds, scheduler, workers, options, hooks, cache=None):
@@ -113,7 +107,7 @@ class _Loop:
         self.graph, self.keys, self.kinds, self.hooks = graph, keys, kinds, hooks
         self.workers, self.options = workers, options
         # A cap of every core is no cap: the caller's own limits stay.
-        self.blas = _cpu_count() // workers if workers > 1 else None
+        self.blas = joblib.cpu_count() // workers if workers > 1 else None
         self.wanted = set(keys)
         self.results = {}
         self.values = {}  # constants, and computed values some task still has to read
@@ -126,14 +120,14 @@ class _Loop:
         self.deaths = collections.Counter()
         self.kept = None  # shared steps' values, kept for the next run
         self.failure = None  # (order, exception) of the first task, in order, that raised
-        self.inbox = _Inbox()
+        self.inbox = Inbox()
         self._index(keys)
         self.router = cost.Router(workers, fixed, _count_kinds(self.waiting, kinds),
                                   verbose=options.verbose)
         self.router.warm_workers(warm_count(self.blas))
         if zygote_ready():
             self.router.zygote_started(None)
-        self.places = {"here": _Here(self.inbox, self.blas, options.config)}
+        self.places = {"here": Here(self.inbox, self.blas)}
 
     # -- the graph ---------------------------------------------------------------
 
@@ -254,7 +248,7 @@ class _Loop:
 
     def _open(self, name):
         if name == "threads":
-            place = self.router.threads = _Threads(self.inbox, self.workers, self.blas,
+            place = self.router.threads = Threads(self.inbox, self.workers, self.blas,
                                                    self.options.config)
         else:
             place = Processes(self.workers, self.blas, self.options.config, self.is_constant)
@@ -436,194 +430,3 @@ def _cpu_count():
     import joblib
 
     return joblib.cpu_count()
-
-
-class _Inbox:
-    """Where places post finished tasks; the loop sleeps on it and on worker sockets.
-
-    Its pipe closes when the last thread holding it is gone (a thread of an
-    interrupted search posts after the loop has left), never before: a
-    closed descriptor's number may be reused by the next file opened.
-    """
-
-    def __init__(self):
-        self._r, self._w = os.pipe()
-        os.set_blocking(self._w, False)
-        self._events = collections.deque()
-
-    def __del__(self):
-        os.close(self._r)
-        os.close(self._w)
-
-    def post(self, event):
-        self._events.append(event)
-        try:
-            os.write(self._w, b"\0")
-        except BlockingIOError:  # the pipe is full of wake-ups: the loop is awake
-            pass
-
-    def wait(self, conns, timeout):
-        """(posted events, the ``conns`` ready to read, how late the wake-up was if
-        nothing cut it short), after at most ``timeout`` s."""
-        timeout = WAKE_SECONDS if timeout is None else min(timeout, WAKE_SECONDS)
-        deadline = time.perf_counter() + timeout
-        late = float("nan") if self._events else None
-        while True:
-            ready = connection.wait([self._r, *conns], 0 if self._events else timeout)
-            if late is None:  # the first wake-up: on time unless another thread held the GIL
-                late = time.perf_counter() - deadline if not ready else float("nan")
-            if self._r in ready:
-                os.read(self._r, 65536)
-            ready_conns = [c for c in ready if c is not self._r]
-            timeout = deadline - time.perf_counter()
-            # A poster appends its event, then writes its byte: a byte may
-            # come after its event was taken, and must not cut a wait short.
-            if self._events or ready_conns or timeout <= 0:
-                break
-        events = []
-        while self._events:
-            events.append(self._events.popleft())
-        return events, ready_conns, late
-
-
-def _timed(task, inputs):
-    """Run ``task``: (outcome, value, wall seconds, CPU seconds of this thread)."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    try:
-        value = _tasks.execute(task, inputs)
-    except BaseException as error:  # noqa: BLE001 - the loop raises it in the caller
-        return "error", error, time.perf_counter() - wall, time.thread_time() - cpu
-    return "ok", value, time.perf_counter() - wall, time.thread_time() - cpu
-
-
-class _Here:
-    """Runs a task in the calling thread, at once."""
-
-    name = "here"
-
-    def __init__(self, inbox, blas, config):
-        self.inbox, self.blas = inbox, blas
-        self.openmp = None
-
-    def free(self, nbytes=0):
-        return True
-
-    def start(self, job, task, inputs, timeout=None):
-        if self.openmp is None and self.blas:  # capped as in a worker thread: equal results
-            self.openmp = limits.cap_this_thread(self.blas)
-        job.started = time.perf_counter()
-        outcome = _timed(task, inputs)
-        if outcome[0] == "error" and not isinstance(outcome[1], Exception):
-            raise outcome[1]  # Ctrl-C lands in this thread: the search stops now
-        self.inbox.post((job, *outcome))
-
-    def done(self, job):
-        pass
-
-    def close(self, abort):
-        if self.openmp is not None:
-            self.openmp.restore_original_limits()
-
-
-class _Threads:
-    """``workers`` threads of this process, each under the caller's configuration.
-
-    Tasks wait in a queue that the loop can take back from (``recall``): a
-    task of a kind that moved to processes, not started yet, goes there.
-    """
-
-    name = "threads"
-
-    def __init__(self, inbox, workers, blas, config):
-        self.inbox, self.workers = inbox, workers
-        self.busy = 0  # handed out and not answered: read and written by the loop only
-        self.queue = collections.deque()
-        self.ready = threading.Condition()
-        self.clocks = {}  # thread ident -> (its CPU clock, running job, its CPU at the start)
-        self.threads = [
-            threading.Thread(target=self._serve, args=(blas, config), daemon=True,
-                             name=f"dklearn-{i}")
-            for i in range(workers)
-        ]
-        for thread in self.threads:
-            thread.start()
-
-    def free(self, nbytes=0):
-        return self.busy < 2 * self.workers  # a task running and one ahead, each
-
-    def start(self, job, task, inputs, timeout=None):
-        self.busy += 1
-        with self.ready:
-            self.queue.append((job, task, inputs))
-            self.ready.notify()
-
-    def done(self, job):
-        self.busy -= 1
-
-    def recall(self, kinds):
-        """Take back the tasks of ``kinds`` no thread has started; their keys."""
-        with self.ready:
-            back = [item for item in self.queue if item[0].kind in kinds]
-            for item in back:
-                self.queue.remove(item)
-        self.busy -= len(back)
-        return [job.key for job, _, _ in back]
-
-    def running_kinds(self):
-        return {job.kind for _, job, _ in list(self.clocks.values())}
-
-    def running_of(self, kinds):
-        return sum(job.kind in kinds for _, job, _ in list(self.clocks.values()))
-
-    def _serve(self, blas, config):
-        limits.cap_this_thread(blas)
-        sklearn.set_config(**config)
-        _tasks.RUNNING.task = True
-        ident = threading.get_ident()
-        clock = _thread_clock(ident)
-        while True:
-            with self.ready:
-                while not self.queue:
-                    self.ready.wait()
-                item = self.queue.popleft()
-            if item is None:
-                return
-            job, task, inputs = item
-            job.started = time.perf_counter()
-            self.clocks[ident] = (clock, job, time.thread_time())
-            outcome = _timed(task, inputs)
-            del self.clocks[ident]
-            item = task = inputs = None
-            self.inbox.post((job, *outcome))
-
-    def running(self):
-        """(kind, wall seconds, CPU seconds so far) of each task running now."""
-        now = time.perf_counter()
-        out = []
-        for clock, job, cpu0 in list(self.clocks.values()):
-            if clock is not None:
-                try:
-                    cpu = time.clock_gettime(clock)
-                except OSError:  # the thread has moved on
-                    continue
-                out.append((job.kind, now - job.started, cpu - cpu0))
-        return out
-
-    def close(self, abort):
-        with self.ready:
-            if abort:  # tasks not started yet are dropped
-                self.queue.clear()
-            self.queue.extend([None] * len(self.threads))
-            self.ready.notify_all()
-        if not abort:  # after Ctrl-C or an error, a running task ends on its own, unwaited
-            for thread in self.threads:
-                thread.join()
-
-
-def _thread_clock(ident):
-    try:
-        return time.pthread_getcpuclockid(ident)
-    except (AttributeError, OSError):
-        return None
-
-
