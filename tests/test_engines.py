@@ -416,6 +416,34 @@ def test_a_gil_bound_kind_moves_to_processes_a_blas_bound_one_stays(tmp_path):
     assert "'score MatrixWork' ->" not in out
 
 
+@pytest.mark.parametrize("workers", [2, 4])
+def test_while_workers_start_a_kind_that_left_the_threads_leaves_them_a_core(workers):
+    # The rule itself, fed what a GIL-bound kind measures on the threads
+    # (a quarter of its wall time on a core, so the threads used one core
+    # together): it moves to processes, and while they start it goes on
+    # with at most N - 1 tasks out, so that their start has a core.
+    from dklearn._engines import cost
+
+    kind = f"score GilBound{workers}"
+    router = cost.Router(workers, None, {kind: 100})
+    state = router.kinds[kind]
+    state.probing = False  # as after a probe that fanned it out to the threads
+    for _ in range(10):
+        router.started(kind)
+        router.ended(kind)
+        router.finished(kind, "threads", 0.05 * workers, 0.05)
+    assert state.place == "processes" and state.came_from == "threads"
+    assert router.wants_processes()  # the loop starts them now
+    for out in range(workers - 1):
+        assert router.places(kind) == ("processes", "threads")
+        router.started(kind)
+    assert router.places(kind) == ()  # N - 1 out: the next waits
+    router.ended(kind)
+    assert router.places(kind) == ("processes", "threads")
+    router.warm_workers(1)
+    assert router.places(kind) == ("processes",)
+
+
 def test_a_tiny_search_starts_no_process():
     out = _run_script("""
         import psutil

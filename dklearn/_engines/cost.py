@@ -13,7 +13,11 @@ place is expected to take, for the rest of the kind:
 a is a task's time alone, w its wall time on the threads, t its time per
 task where it runs now; L is the time until worker processes are ready (0
 when warm, else their last measured start: forks of one interpreter that
-imports scikit-learn once), during which the kind goes on where it is;
+imports scikit-learn once), during which the kind goes on where it is, on
+at most N - 1 workers so that the start has a core of its own (a gradient
+boosting kind on both threads of 2 cores kept its workers starting for 3 s
+instead of 1.3 s); the pace it loses meanwhile, a share max(P + 1 - N, 0) / P
+on the P cores its threads used, is in the estimate;
 m is what sending a task and its result costs this thread (twice its
 measured pickling time, plus its result's bytes at the measured seconds a
 byte), which also bounds the rate at which this one thread can feed them.
@@ -160,7 +164,10 @@ class Router:
         if state.probing:
             return () if state.out else ("threads",)
         if state.place == "processes" and self.warm == 0 and state.came_from:
-            places = ("processes", state.came_from)  # it goes on there while workers start
+            # It goes on where it was while workers start, leaving them a core.
+            if state.out >= max(self.workers - 1, 1):
+                return ()
+            places = ("processes", state.came_from)
         else:
             places = (state.place,)
         if "here" in places and self.threads is not None and kind in self.threads.running_kinds():
@@ -172,6 +179,11 @@ class Router:
         """Whether a kind changed places since the last call."""
         moved, self._moved = self._moved, False
         return moved
+
+    def wants_processes(self):
+        """Whether a kind is placed in worker processes (their start can begin)."""
+        return self.no_processes is None and any(
+            s.place == "processes" for s in self.kinds.values())
 
     def tick(self):
         """Seconds to the loop's next look at the GIL, or None: while probes run alone.

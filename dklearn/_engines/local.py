@@ -205,9 +205,11 @@ class _Loop:
 
     def _dispatch(self):
         threads = self.places.get("threads")
-        if threads is not None and self.router.moved():
+        if self.router.moved():
+            if "processes" not in self.places and self.router.wants_processes():
+                self._open("processes")  # workers start now, not once a task is ready
             # Tasks handed to threads ahead, of kinds that now go elsewhere: back.
-            for key in threads.recall(self.router.leaves_threads):
+            for key in threads.recall(self.router.leaves_threads) if threads else ():
                 self.router.ended(self.kinds.get(key))
                 self.ready.append(key)
         skipped, blocked = [], set()
