@@ -6,7 +6,11 @@
 Each (implementation, workload) runs in a fresh Python process (no warm
 caches, no warm workers: a workload that is several searches, "notebook",
 runs them one after another in that one process); implementations
-alternate within a repeat, and the median over repeats is reported.
+alternate within a repeat (forward, then backward), and the median over
+repeats is reported.  Use an even number of repeats: this machine slows
+for minutes after long runs, and with an odd number the implementation
+last in the list follows the one before it more often (2026-12-06: mlp,
+dklearn after dask-ml's 24 s runs twice in 3 repeats, scikit-learn once).
 
 Every search names its ``cv``: dask-ml's default is 3 folds, scikit-learn's
 5, and the implementations must do the same work.
@@ -433,6 +437,9 @@ def main(argv=None):
         return 0
 
     impls = [i for i in args.impls if available(i)]
+    if args.repeats % 2:
+        print("# an odd number of repeats: the order is not balanced (see the module doc)",
+              flush=True)
     print(f"# {time.strftime('%Y-%m-%d')} | {platform.machine()} | {os.cpu_count()} cores | "
           f"Python {platform.python_version()} | {_versions()}", flush=True)
     raw = {}
