@@ -434,7 +434,7 @@ def test_while_workers_start_a_kind_that_left_the_threads_leaves_them_a_core(wor
         router.finished(kind, "threads", 0.05 * workers, 0.05)
     assert state.place == "processes" and state.came_from == "threads"
     assert router.wants_processes()  # the loop starts them now
-    for out in range(workers - 1):
+    for _ in range(workers - 1):
         assert router.places(kind) == ("processes", "threads")
         router.started(kind)
     assert router.places(kind) == ()  # N - 1 out: the next waits

@@ -208,10 +208,11 @@ class _Loop:
         if self.router.moved():
             if "processes" not in self.places and self.router.wants_processes():
                 self._open("processes")  # workers start now, not once a task is ready
-            # Tasks handed to threads ahead, of kinds that now go elsewhere: back.
-            for key in threads.recall(self.router.leaves_threads) if threads else ():
-                self.router.ended(self.kinds.get(key))
-                self.ready.append(key)
+            if threads is not None:
+                # Tasks handed to threads ahead, of kinds that now go elsewhere: back.
+                for key in threads.recall(self.router.leaves_threads):
+                    self.router.ended(self.kinds.get(key))
+                    self.ready.append(key)
         skipped, blocked = [], set()
         while self.ready and len(self.running) < 2 * self.workers:
             key = self.ready.pop()
@@ -426,9 +427,3 @@ def _estimator_modules(estimator):
             return found
         found.update(type(v).__module__ for v in params.values() if hasattr(v, "get_params"))
     return found
-
-
-def _cpu_count():
-    import joblib
-
-    return joblib.cpu_count()

@@ -178,8 +178,9 @@ class Threads:
         limits.cap_this_thread(blas)
         sklearn.set_config(**config)
         _tasks.RUNNING.task = True
+        ident = threading.get_ident()
         try:
-            clock = time.pthread_getcpuclockid(threading.get_ident())
+            clock = time.pthread_getcpuclockid(ident)
         except (AttributeError, OSError):
             clock = None
         while True:
@@ -191,9 +192,9 @@ class Threads:
                 return
             job, task, inputs = item
             job.started = time.perf_counter()
-            self.clocks[threading.get_ident()] = (clock, job, time.thread_time())
+            self.clocks[ident] = (clock, job, time.thread_time())
             outcome = _timed(task, inputs)
-            del self.clocks[threading.get_ident()]
+            del self.clocks[ident]
             item = task = inputs = None
             self.inbox.post((job, *outcome))
 
