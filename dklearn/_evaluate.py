@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import sklearn
-from dask.base import tokenize
 from sklearn.base import clone
 from sklearn.exceptions import FitFailedWarning
 
 from . import _compat, _engines, _tasks
-from ._plan import Planner, SearchSpec, estimator_token, with_params
+from ._plan import Planner, SearchSpec, estimator_token, token, with_params
 from ._progress import Progress
 from ._tasks import Const, ScoreConfig, failed_record
 
@@ -58,7 +57,7 @@ class Evaluation:
 
     def __init__(self, X, y, settings):
         self.X, self.y, self.settings = X, y, settings
-        self.data_token = tokenize(X, y)
+        self.data_token = token(X, y)
         self.X_key, self.y_key = f"X-{self.data_token}", f"y-{self.data_token}"
         # Shared steps' results of the last graph, for the next one: successive
         # halving's next iteration fits the same prefixes on the same folds.
@@ -90,7 +89,7 @@ class Evaluation:
                              settings.return_estimator)
         # Everything besides the estimator and the data that a record depends
         # on: it is part of every final key (and so of checkpoint keys).
-        scorer_token = tokenize(
+        scorer_token = token(
             estimator_token(settings.scoring), settings.error_score,
             settings.return_train_score, settings.return_estimator,
             estimator_token(settings.score_params), sorted(sklearn.get_config().items()),
@@ -104,12 +103,12 @@ class Evaluation:
         candidates = [with_params(template, _compat.clone_params(p)) for p in candidate_params]
         kinds, all_keys, sizes = {}, [], []
         for y, splits in batches:
-            y_key = self.y_key if y is None else f"y-{tokenize(y)}"
+            y_key = self.y_key if y is None else f"y-{token(y)}"
             graph[y_key] = Const(self.y if y is None else y)
             fold_keys = []
             for train, test in splits:
-                train_key = f"cv-train-{tokenize(self.data_token, train)}"
-                test_key = f"cv-test-{tokenize(self.data_token, test)}"
+                train_key = f"cv-train-{token(self.data_token, train)}"
+                test_key = f"cv-test-{token(self.data_token, test)}"
                 graph[train_key], graph[test_key] = np.asarray(train), np.asarray(test)
                 fold_keys.append((train_key, test_key))
             spec = SearchSpec(

@@ -80,7 +80,9 @@ the raw data slices its own rows (``_tasks.take_fold``).
 import copy
 import hashlib
 import inspect
+import pickle
 import sys
+import weakref
 from dataclasses import dataclass, field
 
 from dask.base import tokenize
@@ -96,19 +98,19 @@ def estimator_token(obj):
 
     Equal-but-distinct parameter objects (two ``PCA(n_components=5)``) hash
     alike, which is what lets candidates share work.  The whole tree is
-    described first and hashed once: a search over 10,000 candidates hashes
-    10,000 estimators, so the cost of each hash shows.  A description made
-    only of plain values (str, int, float, bool, None) is hashed from its
-    ``repr``, which is exact for those; anything else (arrays, functions,
-    fitted state) goes through dask's ``tokenize``.
+    described first, as plain values (str, int, float, bool, None, whose
+    ``repr`` is exact) and the tokens of other leaves (``token``), and hashed
+    once: a search over 10,000 candidates hashes 10,000 estimators, so the
+    cost of each hash shows.
     """
     if isinstance(obj, dict) and not obj:
         return _EMPTY_TOKEN
-    plain = [True]
-    description = _describe(obj, plain)
-    if plain[0]:
-        return combine(description)
-    return tokenize(description)
+    return combine(_describe(obj))
+
+
+def token(*values):
+    """A hash of ``values`` by content (data, folds, scoring): see ``estimator_token``."""
+    return combine(_describe(values))
 
 
 def combine(*parts):
@@ -118,37 +120,67 @@ def combine(*parts):
 
 _ESTIMATOR = "\0estimator"  # tags an estimator's description apart from user tuples
 _PLAIN = (str, int, float, bool, type(None))
+# Leaves dask hashes by content with a method of its own, never by pickling.
+_DASK_HASHES = ("numpy", "pandas", "scipy", "pyarrow")
+_LOCAL_CLASSES = weakref.WeakKeyDictionary()  # class made in a function -> its token
 
 
-def _describe(obj, plain):
-    """A nested tuple with the same value whenever ``clone(obj)`` would be equal.
-
-    ``plain[0]`` is cleared if a leaf is not of a ``_PLAIN`` type.
-    """
+def _describe(obj):
+    """A nested tuple of plain values, the same whenever ``clone(obj)`` would be equal."""
     if hasattr(obj, "get_params") and not isinstance(obj, type):
         cls = type(obj)
+        ident = (cls.__module__, cls.__qualname__)
+        if "<locals>" in cls.__qualname__:
+            # Classes made by a function share a name, not their code or the
+            # values they closed over: the class by value tells them apart.
+            if cls not in _LOCAL_CLASSES:
+                _LOCAL_CLASSES[cls] = _state_token(cls)
+            ident += (_LOCAL_CLASSES[cls],)
         if _owner(cls, "__sklearn_clone__") not in (None, BaseEstimator):
             # clone keeps more than the parameters (FrozenEstimator keeps
             # the fitted model): the key covers the whole state.
-            plain[0] = False
-            return (_ESTIMATOR, cls.__module__, cls.__qualname__, "state", _state_token(obj))
+            return (_ESTIMATOR, *ident, "state", _state_token(obj))
         settings = tuple(
             (name, repr(getattr(obj, name)))
             for name in ("_sklearn_output_config", "_metadata_request")
             if getattr(obj, name, None)
         )
         return (
-            _ESTIMATOR, cls.__module__, cls.__qualname__,
-            tuple((k, _describe(v, plain)) for k, v in _shallow_params(obj)), settings,
+            _ESTIMATOR, *ident,
+            tuple((k, _describe(v)) for k, v in _shallow_params(obj)), settings,
         )
     if isinstance(obj, (list, tuple)):
-        return (type(obj).__name__, tuple(_describe(v, plain) for v in obj))
+        return (type(obj).__name__, tuple(_describe(v) for v in obj))
     if isinstance(obj, dict):
-        return ("dict", tuple((_describe(k, plain), _describe(v, plain))
+        return ("dict", tuple((_describe(k), _describe(v))
                               for k, v in sorted(obj.items(), key=lambda kv: repr(kv[0]))))
-    if type(obj) not in _PLAIN:
-        plain[0] = False
-    return obj
+    if type(obj) in _PLAIN:
+        return obj
+    return ("\0leaf", _leaf_token(obj))
+
+
+def _leaf_token(obj):
+    """A value's hash, made without unpickling it.
+
+    Arrays, frames and objects with ``__dask_tokenize__`` go to dask's
+    ``tokenize``.  Anything else is hashed from its pickle: by reference
+    where pickle can, by value (cloudpickle) for what lives in ``__main__``
+    or in a function.  dask's own way for such objects unpickles what it
+    pickled, and unpickling, in the process that defined it, a class that
+    cloudpickle sent by value overwrites that class's methods with copies
+    whose globals are a snapshot: the user's class would stop seeing later
+    changes to its module's globals.
+    """
+    if (hasattr(obj, "__dask_tokenize__")
+            or type(obj).__module__.partition(".")[0] in _DASK_HASHES):
+        return tokenize(obj)
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - a lambda, a class made in a function
+        data = None
+    if data is None or b"__main__" in data:
+        return _state_token(obj)
+    return hashlib.md5(data).hexdigest()
 
 
 def _state_token(obj):
@@ -462,7 +494,7 @@ class Planner:
         flows = []
         for _, trans, cols in branches:
             selected = Flow((_tasks.select_columns, flow.arg, Const(cols)),
-                            combine("columns", tokenize(cols), flow.token))
+                            combine("columns", estimator_token(cols), flow.token))
             flows.append(self._transformer(trans, selected, {}, fold))
         weights = ct.transformer_weights or {}
         config = Const((

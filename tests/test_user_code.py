@@ -34,6 +34,7 @@ def run_script(name, *args, timeout=280):
     "in_place.py",          # copy=False steps after a shared step, and first
     "frozen.py",            # FrozenEstimator grid values: equal parameters, other state
     "column_callable.py",   # a column selector that depends on the fold's rows
+    "main_classes.py",      # a search leaves __main__ classes as they are; made-in-a-function classes
 ])
 def test_user_script_gives_sklearns_results_on_every_engine(script):
     run_script(script)
