@@ -339,6 +339,32 @@ def pipeline_step_params(pipeline, params):
     return per_step
 
 
+# The checks a Pipeline's, FeatureUnion's or ColumnTransformer's own fit makes
+# before it fits a step (private methods; a release that renames one only
+# lets the planner take apart a container its fit would refuse, as before).
+_OWN_CHECKS = ("_validate_steps", "_validate_transformers", "_validate_transformer_weights")
+
+
+def passes_own_checks(container):
+    """Whether a container's own ``fit`` would accept its configuration: parameters
+    (unless ``skip_parameter_validation``), step names, steps' methods, weights.
+
+    The planner takes apart only a container that passes: any other is fitted
+    whole, by its own ``fit``, which fails as scikit-learn's does.
+    """
+    checks = [getattr(container, name, None) for name in _OWN_CHECKS]
+    if (hasattr(container, "_parameter_constraints")
+            and not sklearn.get_config().get("skip_parameter_validation")):
+        checks.append(getattr(container, "_validate_params", None))
+    try:
+        for check in checks:
+            if check is not None:
+                check()
+    except Exception:  # noqa: BLE001 - whatever its fit would raise
+        return False
+    return True
+
+
 def has_pandas_output(estimator):
     """Whether ``set_output(transform='pandas')`` (or polars) is in force."""
     config = getattr(estimator, "_sklearn_output_config", {}) or {}

@@ -440,9 +440,10 @@ class Planner:
                     flow = self._transformer(sub, flow, {}, fold)
                 return flow
             if not _compat.has_pandas_output(step):
-                if type(step) is FeatureUnion and not step.verbose:
+                checked = self._cached(("checks", id(step)), _compat.passes_own_checks, step)
+                if type(step) is FeatureUnion and not step.verbose and checked:
                     return self._union(step, flow, fold)
-                if _is_column_transformer(step) and flow.raw:
+                if _is_column_transformer(step) and flow.raw and checked:
                     branches = self._column_branches(step, fold)
                     if branches is not None:
                         return self._columns(step, branches, flow, fold)
@@ -601,6 +602,8 @@ def _split_pipeline(estimator, final=True):
         return None
     if estimator.verbose or getattr(estimator, "transform_input", None):
         return None  # it prints per step, or sends metadata through its steps
+    if not _compat.passes_own_checks(estimator):
+        return None  # its own fit raises what scikit-learn's does
     steps = estimator.steps
     if not steps or (final and _writes_in_place(steps[0][1])):
         # Its first step writes into the training rows, which scikit-learn

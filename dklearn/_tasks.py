@@ -320,9 +320,9 @@ def fit_transform(step, fold, params, raise_errors, again):
         estimator = clone(step.value)
         if hasattr(estimator, "fit_transform"):
             Xt = estimator.fit_transform(X, y, **params.get("fit_transform", {}))
-        else:
-            estimator.fit(X, y, **params.get("fit", {}))
-            Xt = estimator.transform(X, **params.get("transform", {}))
+        else:  # what fit returns transforms, as in Pipeline (a fit returning None fails)
+            Xt = estimator.fit(X, y, **params.get("fit", {})).transform(
+                X, **params.get("transform", {}))
         fitted.append(estimator)
         return Xt
 
@@ -566,6 +566,8 @@ class _Raising:
                     "score", "transform", "score_samples"):
             def raising(*args, **kwargs):
                 raise self._error
+            # scikit-learn's multimetric scorer looks the method up again by its name.
+            raising.__name__ = name
             return raising
         return attr
 

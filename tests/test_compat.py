@@ -177,3 +177,27 @@ def test_insert_error_scores_fallback():
     _compat._sk_insert_error_scores(a, -1.0)
     _compat._fallback_insert_error_scores(b, -1.0)
     assert a == b
+
+
+def test_own_checks_of_containers_exist_and_refuse_what_fit_refuses():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    # The installed release has the checks: none of them silently skipped.
+    assert all(hasattr(Pipeline, name) for name in ("_validate_steps", "_validate_params"))
+    assert all(hasattr(FeatureUnion, name) for name in ("_validate_transformers",
+                                                        "_validate_transformer_weights"))
+    assert hasattr(ColumnTransformer, "_validate_transformers")
+    good = Pipeline([("pca", PCA(2)), ("svc", SVC())])
+    assert _compat.passes_own_checks(good)
+    for bad in (Pipeline([("pca", PCA(2)), ("svc", SVC())], memory=123),
+                Pipeline([("a", SVC()), ("b", SVC())]),
+                FeatureUnion([("p", PCA(2))], transformer_weights={"q": 1.0}),
+                ColumnTransformer([("s", StandardScaler(), [0])], sparse_threshold=2.0)):
+        assert not _compat.passes_own_checks(bad)
+        with pytest.raises(Exception):
+            bad.fit(X, y)
+    # A release without them: every container is taken apart, as before.
+    assert _compat.passes_own_checks(object())

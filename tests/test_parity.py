@@ -373,6 +373,7 @@ BAD_INPUTS = {
         {"sample_weight": np.ones(len(yc))},
     ),
     "too many splits": (dict(estimator=SVC(), param_grid={"C": [1.0]}, cv=500), (Xc, yc), {}),
+    "n_jobs 0": (dict(estimator=SVC(), param_grid={"C": [1.0]}, n_jobs=0), (Xc, yc), {}),
 }
 
 
@@ -405,3 +406,74 @@ def case_column_transformer_sparse_threshold():
 
 
 CASES["column_transformer_sparse_threshold"] = case_column_transformer_sparse_threshold
+
+
+class NoReturnFit(BaseEstimator):
+    """A transformer whose fit forgets ``return self`` and that has no fit_transform."""
+
+    def fit(self, X, y=None):
+        self.mean_ = X.mean(axis=0)
+
+    def transform(self, X):
+        return X - self.mean_
+
+
+class SmallRowsFail(PCA):
+    """Transforms the training rows, fails on the (fewer) test rows."""
+
+    def transform(self, X):
+        if X.shape[0] < 100:
+            raise RuntimeError("cannot transform the test rows")
+        return super().transform(X)
+
+
+def _union():
+    return FeatureUnion([("pca", PCA(2)), ("scale", StandardScaler())])
+
+
+FAILING = {
+    # A container its own fit refuses: scikit-learn fails those fits.
+    "pipeline memory": lambda: dict(
+        estimator=Pipeline([("pca", PCA(2)), ("svc", SVC())]),
+        param_grid={"memory": [None, 123]}),
+    "union weight of no branch": lambda: dict(
+        estimator=Pipeline([("union", _union()), ("svc", SVC())]),
+        param_grid={"union__transformer_weights": [None, {"nope": 2.0}]}),
+    "duplicate step names": lambda: dict(
+        estimator=Pipeline([("a", StandardScaler()), ("a", PCA(2)), ("svc", SVC())]),
+        param_grid={"svc__C": [1.0]}),
+    "intermediate step without transform": lambda: dict(
+        estimator=Pipeline([("a", LogisticRegression()), ("b", SVC())]),
+        param_grid={"b__C": [1.0]}),
+    "fit returning None": lambda: dict(
+        estimator=Pipeline([("center", NoReturnFit()), ("svc", SVC())]),
+        param_grid={"svc__C": [1.0, 10.0]}),
+    "test rows fail with several scorers": lambda: dict(
+        estimator=Pipeline([("pca", SmallRowsFail(2)), ("svc", SVC())]),
+        param_grid={"svc__C": [1.0]}, scoring=["accuracy", "f1"], refit=False, cv=3),
+}
+
+
+def _outcome(cls, kwargs):
+    """(results or the error's type and last line, each warning's last line)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            result = cls(**kwargs).fit(Xc, yc)
+        except Exception as error:  # noqa: BLE001
+            result = (type(error), str(error).strip().splitlines()[-1])
+    said = sorted({str(w.message).strip().splitlines()[-1] for w in caught
+                   if not issubclass(w.category, ResourceWarning)})
+    return result, said
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+@pytest.mark.parametrize("case", sorted(FAILING))
+def test_what_a_pipelines_own_fit_refuses_fails_as_in_sklearn(case, scheduler):
+    sk, sk_said = _outcome(skm.GridSearchCV, FAILING[case]())
+    dk, dk_said = _outcome(dkm.GridSearchCV, {**FAILING[case](), "scheduler": scheduler})
+    if isinstance(sk, tuple):
+        assert dk == sk
+    else:
+        assert_same_results(sk, dk)
+    assert dk_said == sk_said

@@ -101,7 +101,7 @@ def n_workers(n_jobs):
     if n_jobs < 0:
         return max(cores + 1 + n_jobs, 1)
     if n_jobs == 0:
-        raise ValueError("n_jobs == 0 has no meaning; use None, -1 or a positive integer.")
+        raise ValueError("n_jobs == 0 in Parallel has no meaning")  # joblib's words, as in scikit-learn
     return n_jobs
 
 
