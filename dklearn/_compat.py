@@ -222,6 +222,21 @@ def scores_on_final_step(scorer, score_params):
     return type(scorer) is _Scorer
 
 
+def response_methods(scorer):
+    """For each scorer that ``scores_on_final_step``, the estimator methods it may call
+    (any one of each group will do), or None if a scorer does not say."""
+    groups = []
+    for one in (scorer._scorers.values() if is_multimetric(scorer) else [scorer]):
+        if isinstance(one, _PassthroughScorer):
+            groups.append(("score",))
+            continue
+        method = getattr(one, "_response_method", None)
+        if method is None:
+            return None
+        groups.append((method,) if isinstance(method, str) else tuple(method))
+    return tuple(groups)
+
+
 def _fallback_score(estimator, X_test, y_test, scorer, score_params, error_score="raise"):
     score_params = score_params or {}
     args = (X_test,) if y_test is None else (X_test, y_test)

@@ -116,6 +116,7 @@ class Evaluation:
                 train_rows=tuple(graph[train_key] for train_key, _ in fold_keys),
                 fit_params=dict(settings.fit_params), score_params=dict(settings.score_params),
                 config_key=config_key, scorer_token=scorer_token, decompose=decompose,
+                response_methods=_compat.response_methods(settings.scorers) if decompose else None,
                 raise_errors=settings.error_score == "raise",
                 return_train_score=settings.return_train_score,
             )

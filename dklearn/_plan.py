@@ -276,6 +276,7 @@ class SearchSpec:
     decompose: bool  # False: every candidate is one opaque fit-and-score
     raise_errors: bool
     return_train_score: bool
+    response_methods: object = None  # what the scorers call on a last step (``_compat``)
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,12 @@ class Planner:
         if split is None:
             return self._final(estimator, flow, params, fold, label)
         prefix, last = split
+        methods = self.spec.response_methods
+        if methods and not isinstance(last, tuple) and not all(
+                any(hasattr(last, m) for m in group) for group in methods):
+            # The scorer's error would name the last step: scored whole, it names
+            # the Pipeline, as in scikit-learn.
+            return self._final(estimator, flow, params, fold, label)
         try:
             steps = _compat.pipeline_step_params(estimator, params)
         except Exception:

@@ -201,3 +201,11 @@ def test_own_checks_of_containers_exist_and_refuse_what_fit_refuses():
             bad.fit(X, y)
     # A release without them: every container is taken apart, as before.
     assert _compat.passes_own_checks(object())
+
+
+def test_every_named_scorer_says_which_methods_it_calls():
+    from sklearn.metrics import get_scorer_names
+
+    for name in get_scorer_names():
+        methods = _compat.response_methods(get_scorer(name))
+        assert methods and all(isinstance(m, str) for group in methods for m in group), name

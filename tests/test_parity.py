@@ -448,6 +448,12 @@ FAILING = {
     "fit returning None": lambda: dict(
         estimator=Pipeline([("center", NoReturnFit()), ("svc", SVC())]),
         param_grid={"svc__C": [1.0, 10.0]}),
+    "scorer needs what the last step lacks": lambda: dict(
+        estimator=Pipeline([("scale", StandardScaler()), ("svc", SVC())]),
+        param_grid={"svc__C": [1.0]}, scoring=["accuracy", "neg_log_loss"], refit=False),
+    "scorer needs what the last step lacks, raise": lambda: dict(
+        estimator=Pipeline([("scale", StandardScaler()), ("svc", SVC())]),
+        param_grid={"svc__C": [1.0]}, scoring="neg_log_loss", error_score="raise"),
     "test rows fail with several scorers": lambda: dict(
         estimator=Pipeline([("pca", SmallRowsFail(2)), ("svc", SVC())]),
         param_grid={"svc__C": [1.0]}, scoring=["accuracy", "f1"], refit=False, cv=3),
@@ -469,7 +475,7 @@ def _outcome(cls, kwargs):
 
 @pytest.mark.parametrize("scheduler", ["sync", "threads"])
 @pytest.mark.parametrize("case", sorted(FAILING))
-def test_what_a_pipelines_own_fit_refuses_fails_as_in_sklearn(case, scheduler):
+def test_a_pipeline_that_fails_fails_as_in_sklearn(case, scheduler):
     sk, sk_said = _outcome(skm.GridSearchCV, FAILING[case]())
     dk, dk_said = _outcome(dkm.GridSearchCV, {**FAILING[case](), "scheduler": scheduler})
     if isinstance(sk, tuple):
