@@ -307,6 +307,7 @@ class Planner:
     _memo_folds: dict = field(default_factory=dict, repr=False)
     _memo_inputs: dict = field(default_factory=dict, repr=False)
     _memo_columns: dict = field(default_factory=dict, repr=False)
+    _memo_checks: dict = field(default_factory=dict, repr=False)
 
     def candidate(self, estimator, fold, label, callback=None):
         """Key of the task that yields this (candidate, fold)'s result record.
@@ -347,6 +348,17 @@ class Planner:
             return _EMPTY_TOKEN
         return self._cached(id(obj), estimator_token, obj)
 
+    def _passes(self, container):
+        """Whether its own fit accepts a container (``_compat.passes_own_checks``), once per
+        configuration: the checks read its own parameters and its steps' names and
+        classes, not the steps' parameters (a search of 100,000 candidates asks)."""
+        outline = (type(container),
+                   tuple((k, _outline(v)) for k, v in _shallow_params(container)))
+        passes = self._memo_checks.get(outline)
+        if passes is None:
+            passes = self._memo_checks[outline] = _compat.passes_own_checks(container)
+        return passes
+
     def _cached(self, key, func, obj):
         hit = self._memo.get(key)
         if hit is None or hit[0] is not obj:  # the object keeps its id alive
@@ -370,7 +382,7 @@ class Planner:
 
     def _final_node(self, estimator, flow, params, fold, label):
         split = self._cached(("pipeline", id(estimator)), _split_pipeline, estimator)
-        if split is None:
+        if split is None or not self._passes(estimator):
             return self._final(estimator, flow, params, fold, label)
         prefix, last = split
         methods = self.spec.response_methods
@@ -442,15 +454,14 @@ class Planner:
         has_params = any(params.get(m) for m in params)
         if not has_params:
             split = _split_pipeline(step, final=False)
-            if split is not None:
+            if split is not None and self._passes(step):
                 for _, sub in split[0]:
                     flow = self._transformer(sub, flow, {}, fold)
                 return flow
             if not _compat.has_pandas_output(step):
-                checked = self._cached(("checks", id(step)), _compat.passes_own_checks, step)
-                if type(step) is FeatureUnion and not step.verbose and checked:
+                if type(step) is FeatureUnion and not step.verbose and self._passes(step):
                     return self._union(step, flow, fold)
-                if _is_column_transformer(step) and flow.raw and checked:
+                if _is_column_transformer(step) and flow.raw and self._passes(step):
                     branches = self._column_branches(step, fold)
                     if branches is not None:
                         return self._columns(step, branches, flow, fold)
@@ -531,6 +542,15 @@ class Planner:
         return self._memo_columns[memo]
 
 
+def _outline(value):
+    """A container's parameter as its own checks read it: steps by name and class."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_outline(v) for v in value)
+    if hasattr(value, "get_params") and not isinstance(value, type):
+        return type(value)
+    return repr(value)
+
+
 def _is_column_transformer(step):
     # Not imported here: sklearn.compose costs 4.5 MB of the client's memory,
     # and a step can only be a ColumnTransformer once the caller imported it.
@@ -609,8 +629,6 @@ def _split_pipeline(estimator, final=True):
         return None
     if estimator.verbose or getattr(estimator, "transform_input", None):
         return None  # it prints per step, or sends metadata through its steps
-    if not _compat.passes_own_checks(estimator):
-        return None  # its own fit raises what scikit-learn's does
     steps = estimator.steps
     if not steps or (final and _writes_in_place(steps[0][1])):
         # Its first step writes into the training rows, which scikit-learn
