@@ -48,6 +48,7 @@ class Settings:
     progress: bool = False
     fit_timeout: object = None
     refit_metric: str = "score"  # whose mean the progress bar shows
+    split_progress: bool = True  # verbose lines say '[CV 2/5]' (searches) or '[CV]'
     fit_params: dict = field(default_factory=dict)  # routed to the estimator, unsliced
     score_params: dict = field(default_factory=dict)  # routed to the scorer, unsliced
 
@@ -127,7 +128,8 @@ class Evaluation:
                     # For verbose output and callbacks only: 50,000 tasks hold 6 MB of them.
                     tag = None
                     if settings.verbose > 1 or contexts is not None:
-                        tag = (params, fold, n_splits, cand, n_candidates)
+                        tag = (params, fold, n_splits if settings.split_progress else None,
+                               cand, n_candidates)
                     callback = None
                     if contexts is not None:
                         callback = Const((contexts[cand * n_splits + fold], caller))

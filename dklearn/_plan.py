@@ -501,10 +501,11 @@ class Planner:
             return self._glue(f"empty-{flow.token}", (_tasks.empty_union, flow.arg))
         weights = union.transformer_weights or {}
         branches = [self._transformer(t, flow, {}, fold) for _, t in kept]
-        w = Const([weights.get(name) for name, _ in kept])
-        token = combine("union", *[b.token for b in branches], estimator_token(w.value))
+        config = Const(([name for name, _ in kept], [weights.get(name) for name, _ in kept],
+                        self.spec.raise_errors))
+        token = combine("union", *[b.token for b in branches], estimator_token(config.value))
         return self._glue(f"union-{type(union).__name__}-{token}",
-                          (_tasks.stack, w, [b.arg for b in branches]))
+                          (_tasks.stack, config, [b.arg for b in branches]))
 
     def _columns(self, ct, branches, flow, fold):
         """A ColumnTransformer: one shared sub-flow per (columns, transformer) branch."""
@@ -520,6 +521,7 @@ class Planner:
             [name for name, _, _ in branches],
             [weights.get(name) for name, _, _ in branches],
             ct.sparse_threshold,
+            self.spec.raise_errors,
         ))
         token = combine("columns", *[f.token for f in flows], estimator_token(config.value))
         return self._glue(f"union-{type(ct).__name__}-{token}",

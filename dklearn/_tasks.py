@@ -359,37 +359,62 @@ def _transform(estimator, X, raise_errors):
     return shared(Xt)
 
 
-def stack(weights, folds):
-    """FeatureUnion: the branches' folds side by side (``transformer_weights`` applied)."""
+def stack(config, folds):
+    """FeatureUnion: the branches' folds side by side (``transformer_weights`` applied).
+
+    ``config`` holds (branch names, weights, whether errors raise).
+    """
     failed = next((f for f in folds if isinstance(f, Failed)), None)
     if failed is not None:
         return Failed(failed.error, max(getattr(f, "time", 0.0) for f in folds), failed.why)
+    names, weights, raise_errors = config.value
 
     def hstack(Xs):
         parts = []
-        for X, weight in zip(Xs, weights.value):
+        for name, X, weight in zip(names, Xs, weights):
             if hasattr(X, "shape") and len(X.shape) != 2:
                 raise ValueError(
-                    f"A FeatureUnion transformer returned an array with {len(X.shape)} "
-                    "dimensions, but expected 2 dimensions (n_samples, n_features)."
+                    f"Transformer '{name}' returned an array or dataframe with "
+                    f"{len(X.shape)} dimensions, but expected 2 dimensions "
+                    "(n_samples, n_features)."
                 )
             parts.append(X if weight is None else X * weight)
         return shared(_hstack(parts))
 
-    return _combine(folds, hstack)
+    return _combine(folds, hstack, raise_errors)
 
 
-def _combine(folds, hstack, test_hstack=None):
-    test_hstack = test_hstack or hstack
+def _combine(folds, hstack, raise_errors):
+    """The branches' folds as one: the training rows stacked first (part of the fit, as
+    in scikit-learn: a failure there is a failed fit), then the rows to score (a
+    failure there fails their scoring)."""
     first = folds[0]
+    fit_time = sum(f.fit_time for f in folds)
+    start = time.time()
+    try:
+        X = hstack([f.X for f in folds])
+    except Exception:
+        if raise_errors:
+            raise
+        return Failed(format_exc(), fit_time + time.time() - start)
+    fit_time += time.time() - start
     sides = {}
     for side in ("test", "again"):
         Xs = [getattr(f, side) for f in folds]
         broken = next((X for X in Xs if isinstance(X, Broken)), None)
-        sides[side] = broken if broken is not None else (
-            None if Xs[0] is None else test_hstack(Xs))
-    return Fold(hstack([f.X for f in folds]), first.y, sides["test"], first.test_y,
-                sides["again"], sum(f.fit_time for f in folds), sum(f.test_time for f in folds))
+        if broken is not None or any(X is None for X in Xs):
+            # Rows some branch has no transform of (``again`` without training
+            # scores, which a passthrough branch still carries): none.
+            sides[side] = broken
+            continue
+        try:
+            sides[side] = hstack(Xs)
+        except Exception as error:
+            if raise_errors:
+                raise
+            sides[side] = Broken(error)
+    return Fold(X, first.y, sides["test"], first.test_y, sides["again"], fit_time,
+                sum(f.test_time for f in folds))
 
 
 def _hstack(Xs):
@@ -404,7 +429,8 @@ def _hstack(Xs):
 def stack_columns(config, folds):
     """ColumnTransformer: the branches' folds side by side, like ``ColumnTransformer._hstack``.
 
-    ``config`` holds (branch names, weights, sparse_threshold).  The choice
+    ``config`` holds (branch names, weights, sparse_threshold, whether errors
+    raise).  The choice
     of a sparse or dense output is made on the training rows and kept for
     the others, as the fitted ColumnTransformer does.
     """
@@ -413,13 +439,13 @@ def stack_columns(config, folds):
         return Failed(failed.error, max(getattr(f, "time", 0.0) for f in folds), failed.why)
     if not folds:
         raise ValueError("a ColumnTransformer with no branch is planned as empty_union")
-    names, weights, threshold = config.value
-    choice = []
+    names, weights, threshold, raise_errors = config.value
+    choice = []  # sparse or not: the training rows, stacked first, decide
 
     def hstack(Xs):
         return shared(_stack_columns(Xs, names, weights, threshold, choice))
 
-    return _combine(folds, hstack)
+    return _combine(folds, hstack, raise_errors)
 
 
 def _stack_columns(Xs, names, weights, threshold, choice):
@@ -618,7 +644,8 @@ def _n_samples(X):
 def _print_start(label):
     params, split, n_splits, cand, n_cands = label
     msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
-    start = f"[CV {split + 1}/{n_splits}; {cand + 1}/{n_cands}] START {msg}"
+    progress = "" if n_splits is None else f" {split + 1}/{n_splits}; {cand + 1}/{n_cands}"
+    start = f"[CV{progress}] START {msg}"
     print(f"{start}{(80 - len(start)) * '.'}")
 
 
@@ -626,7 +653,7 @@ def _print_end(label, result, config):
     """The '[CV i/n] END ...' line scikit-learn prints at verbose > 1."""
     params, split, n_splits, cand, n_cands = label
     progress = ""
-    if config.verbose > 2:
+    if config.verbose > 2 and n_splits is not None:  # None: a cross-validation function's
         progress = f" {split + 1}/{n_splits}"
         if config.verbose > 9:
             progress += f"; {cand + 1}/{n_cands}"

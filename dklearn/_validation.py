@@ -33,8 +33,9 @@ from ._tasks import Const
 def _settings(scheduler, n_jobs, verbose, checkpoint=None, progress=False, fit_timeout=None,
               **kwargs):
     _engines.check_scheduler(scheduler)
+    # scikit-learn's cross-validation functions print '[CV] END ...', with no split number.
     return Settings(scheduler=scheduler, n_jobs=n_jobs, verbose=verbose, checkpoint=checkpoint,
-                    progress=progress, fit_timeout=fit_timeout, **kwargs)
+                    progress=progress, fit_timeout=fit_timeout, split_progress=False, **kwargs)
 
 
 @_compat.validates_like("cross_validate")
@@ -200,15 +201,18 @@ def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutati
     random_state = check_random_state(random_state)
     routed = _compat.route("permutation_test_score", params, groups, estimator=estimator,
                            splitter=cv, scorer=scorer)
-    # The same draws, in the same order, as scikit-learn's.
-    targets = [y] + [_compat.shuffle_targets(y, groups, random_state)
-                     for _ in range(n_permutations)]
-    settings = _settings(scheduler, n_jobs, verbose, progress=progress, scoring=scoring,
+    # scikit-learn's fits here print nothing, whatever verbose says.
+    settings = _settings(scheduler, n_jobs, 0, progress=progress, scoring=scoring,
                          scorers=scorer, error_score="raise",
                          fit_params=routed.estimator.fit, score_params=routed.scorer.score)
     evaluation = Evaluation(X, y, settings)
-    batches = [(target, list(cv.split(X, target, **routed.splitter.split)))
-               for target in targets]
+    # The same draws, in the same order, as scikit-learn's sequential loop: the
+    # splits of y, then each permutation and its splits (a splitter may share
+    # random_state with the permutations).
+    batches = [(y, list(cv.split(X, y, **routed.splitter.split)))]
+    for _ in range(n_permutations):
+        target = _compat.shuffle_targets(y, groups, random_state)
+        batches.append((target, list(cv.split(X, target, **routed.splitter.split))))
     records = evaluation.evaluate_many(estimator, batches)
     scores = [np.mean([r["test_scores"] for r in batch]) for batch in records]
     score, permutation_scores = scores[0], np.array(scores[1:])

@@ -284,3 +284,42 @@ def test_sklearn_config_is_restored():
     before = sklearn.get_config()
     dkm.cross_val_score(_pipe(), X, y, scheduler="threads")
     assert sklearn.get_config() == before
+
+
+def _printed(func, *args, **kwargs):
+    import contextlib
+    import io
+    import re
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        func(*args, **kwargs)
+    return [re.sub(r"time=\s*[\d.]+s", "time=", line) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.parametrize("verbose", [2, 3, 10])
+@pytest.mark.parametrize("name", ["cross_validate", "validation_curve", "permutation_test_score"])
+def test_cross_validation_functions_print_what_sklearn_prints(name, verbose):
+    kwargs = dict(cv=3, verbose=verbose)
+    if name == "validation_curve":
+        kwargs.update(param_name="C", param_range=[0.1, 1.0])
+    if name == "permutation_test_score":
+        kwargs.update(n_permutations=2)
+    est = LogisticRegression()
+    expected = _printed(getattr(skm, name), est, X, y, **kwargs)
+    got = _printed(getattr(dkm, name), est, X, y, scheduler="sync", **kwargs)
+    assert sorted(got) == sorted(expected)  # in the engine's order (validation_curve's differs)
+
+
+def test_permutation_test_score_draws_in_sklearns_order_from_a_shared_random_state():
+    from sklearn.model_selection import KFold
+
+    out = []
+    for module in (skm, dkm):
+        rng = np.random.RandomState(0)
+        out.append(module.permutation_test_score(
+            LogisticRegression(), X, y, cv=KFold(3, shuffle=True, random_state=rng),
+            random_state=rng, n_permutations=4))
+    assert out[1][0] == out[0][0]
+    np.testing.assert_array_equal(out[1][1], out[0][1])

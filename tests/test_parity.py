@@ -27,7 +27,7 @@ from sklearn.metrics import accuracy_score, make_scorer
 from sklearn.model_selection import GroupKFold, KFold
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
@@ -276,6 +276,16 @@ def case_dataframe_feature_names():
     return dict(estimator=pipe, param_grid=grid, cv=KFold(3)), (df, target), {}
 
 
+def case_passthrough_first_branch():
+    # Without training scores: a passthrough branch still carries the training
+    # rows to score, a fitted branch does not.
+    ct = ColumnTransformer([("raw", "passthrough", [0, 1]), ("scale", StandardScaler(), [2, 3])])
+    union = FeatureUnion([("raw", "passthrough"), ("pca", PCA(2))])
+    pipe = Pipeline([("pre", ct), ("clf", LogisticRegression())])
+    grid = {"pre": [ct, union], "clf__C": [0.1, 1.0]}
+    return dict(estimator=pipe, param_grid=grid), (Xc, yc), {}
+
+
 CASES = {name[5:]: f for name, f in sorted(globals().items()) if name.startswith("case_")}
 
 
@@ -427,6 +437,10 @@ class SmallRowsFail(PCA):
         return super().transform(X)
 
 
+def _drop_a_row(X):
+    return X[:-1]
+
+
 def _union():
     return FeatureUnion([("pca", PCA(2)), ("scale", StandardScaler())])
 
@@ -448,6 +462,9 @@ FAILING = {
     "fit returning None": lambda: dict(
         estimator=Pipeline([("center", NoReturnFit()), ("svc", SVC())]),
         param_grid={"svc__C": [1.0, 10.0]}),
+    "union branch drops a row": lambda: dict(
+        estimator=Pipeline([("union", _union()), ("svc", SVC())]),
+        param_grid={"union__scale": [StandardScaler(), FunctionTransformer(_drop_a_row)]}),
     "scorer needs what the last step lacks": lambda: dict(
         estimator=Pipeline([("scale", StandardScaler()), ("svc", SVC())]),
         param_grid={"svc__C": [1.0]}, scoring=["accuracy", "neg_log_loss"], refit=False),
