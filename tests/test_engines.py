@@ -225,6 +225,18 @@ def test_overlapping_searches_from_two_threads_restore_blas_limits():
     assert _blas_threads() == original
 
 
+@pytest.mark.parametrize("scheduler", [None, "threads", "processes"])
+def test_a_search_leaves_blas_and_openmp_threads_as_it_found_them(scheduler):
+    # Tasks run in this thread too (glue, small fits): it caps its own OpenMP
+    # threads for them, and restoring that cap must not touch BLAS.
+    original = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info())
+    if all(n <= 1 for _, n in original):
+        pytest.skip("one thread per library already: nothing to restore")
+    GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=3, scheduler=scheduler,
+                 n_jobs=max(joblib.cpu_count(), 2)).fit(X, y)
+    assert sorted((i["filepath"], i["num_threads"]) for i in threadpool_info()) == original
+
+
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
 def test_local_mode_opens_no_port(scheduler):
     psutil = pytest.importorskip("psutil")

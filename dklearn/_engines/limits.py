@@ -51,7 +51,9 @@ class blas_cap:
         with _lock:
             _active.append(self.limit)
             if _original is None:
-                _original = controller().limit(limits=self.limit, user_api="blas")
+                # Its restore must touch BLAS only: a limiter puts back every library
+                # it selected, as it found them.
+                _original = controller().select(user_api="blas").limit(limits=self.limit)
             elif self.limit < min(_active[:-1]):
                 controller().limit(limits=self.limit, user_api="blas")
         return self
@@ -73,5 +75,7 @@ class blas_cap:
 def cap_this_thread(limit):
     """Cap OpenMP in the calling thread (a worker thread, which dies with its pool)."""
     if limit is not None:
-        return controller().limit(limits=limit, user_api="openmp")
+        # OpenMP only: restored in the calling thread (``Here``) after the search's
+        # BLAS cap has ended, a limiter of every library would cap BLAS again.
+        return controller().select(user_api="openmp").limit(limits=limit)
     return None
