@@ -500,6 +500,31 @@ def test_while_workers_start_a_moved_kind_goes_on_here_and_stops_once_they_are_r
     assert all(a[1] <= b[0] for a, b in zip(here, here[1:])), here  # one at a time
 
 
+def test_two_searches_starting_worker_processes_at_once_both_finish():
+    # Both wait for the one zygote to say it is ready: one reads its message,
+    # and the other must hear it too, not wait on its socket for good.
+    out = _run_script("""
+        import threading
+        from sklearn.linear_model import LogisticRegression
+        from dklearn._engines import processes
+        def search():
+            GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0, 10.0]}, cv=3,
+                         scheduler="processes", n_jobs=2).fit(X, y)
+        for _ in range(4):
+            processes._shut_down()  # cold: no zygote, no idle worker
+            runs = [threading.Thread(target=search, daemon=True) for _ in range(2)]
+            for run in runs:
+                run.start()
+            for run in runs:
+                run.join(60)
+            if any(run.is_alive() for run in runs):
+                print("a search waits for good")
+                os._exit(0)
+        print("both finished, 4 times")
+    """)
+    assert "both finished, 4 times" in out, out
+
+
 @needs_two_cores
 def test_one_slow_first_call_does_not_send_small_fits_to_processes():
     # A class's first calls pay imports and set-up, in whichever fit makes

@@ -80,7 +80,9 @@ class _Zygote:
         self.sock = parent
         self.born = time.perf_counter()
         self.ready = False
+        self.error = None  # why it could not start, once known
         self.start_seconds = None  # from launch to ready
+        self._reading = threading.Lock()
         parent.send(pickle.dumps(("hello", list(sys.path), IDLE_SECONDS)))
 
     def alive(self):
@@ -103,17 +105,29 @@ class _Zygote:
             self.sock.send(pickle.dumps(("import", sorted(modules))))
 
     def receive(self):
-        """Its first message: None once ready, or the error that kept it from starting."""
-        try:
-            message = pickle.loads(self.sock.recv(1 << 20))
-        except (OSError, EOFError, pickle.UnpicklingError):
-            message = None
-        if message and message[0] == "ready":
-            self.ready, self.start_seconds = True, time.perf_counter() - self.born
-            return None
+        """Its first message, if it came: "ready", the error that kept it from starting,
+        or None (not yet).  Searches in several threads share it: one reads, all hear."""
+        with self._reading:
+            if self.ready or self.error is not None:
+                return "ready" if self.ready else self.error
+            try:
+                data = self.sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return None
+            except OSError:
+                data = b""
+            try:
+                message = pickle.loads(data) if data else None
+            except (EOFError, pickle.UnpicklingError):
+                message = None
+            if message and message[0] == "ready":
+                self.ready, self.start_seconds = True, time.perf_counter() - self.born
+                return "ready"
+            detail = message[1] if message else f"it exited with code {self.proc.poll()}"
+            self.error = WorkerUnavailable(
+                f"The process that starts dklearn's workers failed:\n{detail}")
         self.close()
-        detail = message[1] if message else f"it exited with code {self.proc.poll()}"
-        return WorkerUnavailable(f"The process that starts dklearn's workers failed:\n{detail}")
+        return self.error
 
     def close(self):
         self.sock.close()
@@ -302,6 +316,7 @@ class Processes:
         self.is_constant = is_constant
         self.workers = []
         self.zygote = None
+        self.zygote_heard = True  # whether the loop knows the zygote's start
         self.store = None
         self._jobs = itertools.count()
 
@@ -313,6 +328,7 @@ class Processes:
         if len(self.workers) < self.n:
             try:
                 self.zygote = _zygote()
+                self.zygote_heard = self.zygote.ready
                 self.zygote.warm(modules)
                 while len(self.workers) < self.n:
                     self.workers.append(_Worker(self.zygote, self.blas))
@@ -348,7 +364,7 @@ class Processes:
         """Sockets the loop waits on: workers starting, running a task or gone; a starting
         zygote."""
         conns = [w.conn for w in self.workers if not w.ready or w.jobs or w.gone]
-        if self.zygote is not None and not self.zygote.ready:
+        if self.zygote is not None and not self.zygote.ready and self.zygote.error is None:
             conns.append(self.zygote.sock)
         return conns
 
@@ -400,11 +416,13 @@ class Processes:
     def receive(self, conns):
         """Events for the loop, from the sockets ``conns`` that are ready to read."""
         events = []
-        if self.zygote is not None and self.zygote.sock in conns:
-            error = self.zygote.receive()
-            if error is not None:
-                return [(None, "broken", error, 0.0, 0.0)]
-            events.append((None, "zygote", self.zygote.start_seconds, 0.0, 0.0))
+        if not self.zygote_heard:  # it may have spoken to another search's loop
+            outcome = self.zygote.receive()
+            if isinstance(outcome, Exception):
+                return [(None, "broken", outcome, 0.0, 0.0)]
+            if outcome == "ready":
+                self.zygote_heard = True
+                events.append((None, "zygote", self.zygote.start_seconds, 0.0, 0.0))
         for worker in [w for w in self.workers if w.conn in conns]:
             message = worker.receive()
             if message is None or message[0] == "bye":
