@@ -202,6 +202,23 @@ def test_workers_of_a_killed_search_exit_on_their_own(tmp_path):
     assert not alive
 
 
+def test_workers_in_the_middle_of_a_fit_leave_at_once_when_the_client_is_killed(tmp_path):
+    import psutil
+
+    proc = _start(tmp_path / "killed.sqlite", delay=60, n=4, scheduler="processes",
+                  output=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(worker_processes(proc.pid)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = worker_processes(proc.pid)
+    assert len(workers) == 3  # the zygote and two workers
+    time.sleep(1.0)  # each worker is in a fit of 60 s now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+
+
 def test_opening_retries_a_refused_switch_to_wal(tmp_path, monkeypatch):
     # With two processes opening a new file at once, SQLite sometimes refuses
     # the switch to WAL with "database is locked" without waiting (seen in

@@ -245,6 +245,7 @@ def _become_worker(control, fd, sys_path, blas, idle):
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=blas)
+    _leave_with_the_parent(fd)
     conn = Connection(fd)
     try:
         serve(conn, idle)
@@ -252,6 +253,32 @@ def _become_worker(control, fd, sys_path, blas, idle):
         pass  # the parent is gone
     finally:
         os._exit(0)
+
+
+def _leave_with_the_parent(fd):
+    """Exit as soon as the parent's end of the socket closes, even in the middle of a task.
+
+    The parent closes it only by exiting (however: SIGKILL too) or to send an
+    idle worker away; between tasks the worker would read the end anyway, but
+    a fit of an hour would otherwise run on for nobody.  A thread waits for
+    the hang-up, which Linux reports apart from data (POLLRDHUP); elsewhere,
+    the worker leaves at its next read.
+    """
+    hangup = getattr(select, "POLLRDHUP", None)
+    if hangup is None:
+        return
+
+    def watch():
+        poller = select.poll()
+        poller.register(fd, hangup)
+        while True:
+            for _, events in poller.poll():
+                if events & (hangup | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    os._exit(0)
+
+    import threading
+
+    threading.Thread(target=watch, name="dklearn-parent-watch", daemon=True).start()
 
 
 _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
