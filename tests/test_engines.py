@@ -784,8 +784,12 @@ def test_no_temporary_file_is_left_whatever_way_a_search_ends(tmp_path):
                           capture_output=True, text=True, check=True).stdout.strip()
     (tmp / f"dklearn-{dead}-killed").mkdir()
     (tmp / f"dklearn-{dead}-killed" / "0.pkl").write_bytes(b"x")
+    (tmp / f"dklearn-{dead}-killed" / processes._MARK).write_bytes(b"")
+    # A user's folder with a name like ours is not ours to remove.
+    (tmp / f"dklearn-{dead}-results").mkdir()
     env = {**os.environ, "TMPDIR": str(tmp), "PYTHONPATH": ROOT}
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          env=env, timeout=300)
     assert out.returncode == 0 and "searched" in out.stdout, out.stderr[-3000:]
-    assert not [p.name for p in tmp.iterdir() if p.name.startswith("dklearn-")]
+    assert [p.name for p in tmp.iterdir() if p.name.startswith("dklearn-")] == [
+        f"dklearn-{dead}-results"]

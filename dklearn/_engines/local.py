@@ -359,7 +359,7 @@ class _Loop:
                 return
             self._lost(job, CrashedWorker(
                 f"The task {job.key!r} was running alone in a worker process each of the "
-                f"{self.deaths[job.key]} times one died (exit code {value}: a segfault, "
+                f"{self.deaths[job.key]} times one died (a segfault, "
                 "os._exit or running out of memory)."), wall)
         elif outcome == "unavailable":  # it never ran: its worker had left
             self.ready.append(job.key)

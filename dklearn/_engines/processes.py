@@ -131,6 +131,8 @@ class _Zygote:
 
     def close(self):
         self.sock.close()
+        if not self.ready and self.error is None:
+            self.proc.kill()  # still importing: it would read its socket's end only after
         try:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -255,6 +257,7 @@ class Store:
     def __init__(self):
         _remove_folders_of_dead_processes()
         self.folder = tempfile.mkdtemp(prefix=f"dklearn-{os.getpid()}-")
+        open(os.path.join(self.folder, _MARK), "w").close()
         self.names = {}  # key -> file name
         self._count = itertools.count()
 
@@ -271,6 +274,9 @@ class Store:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+_MARK = ".dklearn-store"  # in each folder a Store makes: only those are removed
+
+
 def _remove_folders_of_dead_processes():
     root = tempfile.gettempdir()
     try:
@@ -281,10 +287,13 @@ def _remove_folders_of_dead_processes():
         parts = name.split("-")
         if len(parts) != 3 or parts[0] != "dklearn" or not parts[1].isdigit():
             continue
+        path = os.path.join(root, name)
+        if not os.path.exists(os.path.join(path, _MARK)):
+            continue  # a name like ours, not ours
         try:
             os.kill(int(parts[1]), 0)
         except ProcessLookupError:
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
         except OSError:  # alive, another user's: not ours to remove
             pass
 
