@@ -352,6 +352,9 @@ class Planner:
         """Whether its own fit accepts a container (``_compat.passes_own_checks``), once per
         configuration: the checks read its own parameters and its steps' names and
         classes, not the steps' parameters (a search of 100,000 candidates asks)."""
+        return self._cached(("passes", id(container)), self._passes_now, container)
+
+    def _passes_now(self, container):
         outline = (type(container),
                    tuple((k, _outline(v)) for k, v in _shallow_params(container)))
         passes = self._memo_checks.get(outline)

@@ -430,9 +430,8 @@ def stack_columns(config, folds):
     """ColumnTransformer: the branches' folds side by side, like ``ColumnTransformer._hstack``.
 
     ``config`` holds (branch names, weights, sparse_threshold, whether errors
-    raise).  The choice
-    of a sparse or dense output is made on the training rows and kept for
-    the others, as the fitted ColumnTransformer does.
+    raise).  The choice of a sparse or dense output is made on the training
+    rows and kept for the others, as the fitted ColumnTransformer does.
     """
     failed = next((f for f in folds if isinstance(f, Failed)), None)
     if failed is not None:

@@ -101,7 +101,8 @@ def n_workers(n_jobs):
     if n_jobs < 0:
         return max(cores + 1 + n_jobs, 1)
     if n_jobs == 0:
-        raise ValueError("n_jobs == 0 in Parallel has no meaning")  # joblib's words, as in scikit-learn
+        # joblib's words, which scikit-learn's searches raise
+        raise ValueError("n_jobs == 0 in Parallel has no meaning")
     return n_jobs
 
 

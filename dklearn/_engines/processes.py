@@ -427,10 +427,10 @@ class Processes:
         events = []
         if not self.zygote_heard:  # it may have spoken to another search's loop
             outcome = self.zygote.receive()
+            self.zygote_heard = outcome is not None  # said once, "ready" or not
             if isinstance(outcome, Exception):
                 return [(None, "broken", outcome, 0.0, 0.0)]
             if outcome == "ready":
-                self.zygote_heard = True
                 events.append((None, "zygote", self.zygote.start_seconds, 0.0, 0.0))
         for worker in [w for w in self.workers if w.conn in conns]:
             message = worker.receive()
