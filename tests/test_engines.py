@@ -113,6 +113,39 @@ def test_error_score_raise_propagates_the_exception(scheduler):
         assert "in fit" in str(error.value.__cause__)
 
 
+class CodedError(Exception):
+    """An exception its own ``args`` cannot rebuild: it pickles, but does not load."""
+
+    def __init__(self, code, detail):
+        super().__init__(f"code={code} detail={detail}")
+
+
+class LockedError(Exception):
+    """An exception that does not pickle at all."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.lock = threading.Lock()
+
+
+class RaisesInFit(LogisticRegression):
+    def fit(self, X, y):
+        if self.C == 1.0:
+            raise CodedError(3, "bad")
+        raise LockedError("locked")
+
+
+@pytest.mark.parametrize("C, error, message", [(1.0, CodedError, "code=3 detail=bad"),
+                                               (2.0, LockedError, "locked")])
+def test_an_exception_a_worker_process_cannot_send_back_is_still_raised_as_itself(
+        C, error, message):
+    # scikit-learn's own loop raises it; its process pool would break on it
+    search = GridSearchCV(RaisesInFit(), {"C": [C]}, cv=3, scheduler="processes",
+                          error_score="raise")
+    with pytest.raises(error, match=message):
+        search.fit(X, y)
+
+
 @pytest.mark.parametrize("n_jobs, expected", [(None, "cores"), (-1, "cores"), (1, 1), (3, 3)])
 def test_n_jobs_means_workers(n_jobs, expected, monkeypatch):
     monkeypatch.setattr(_engines.joblib, "cpu_count", lambda: 4)

@@ -21,7 +21,9 @@ framing):
                        ("forget",)                      the search ended
     worker -> parent   ("ready", pid)
                        ("done", job id, result, wall s, CPU s, what it said)
-                       ("error", job id, exception, what it said)   the task raised
+                       ("error", job id, exception or None, what it said)
+                                                        the task raised (None: an
+                                                        exception that cannot travel)
                        ("unloadable", job id, traceback)   the task could not be read
                        ("unsendable", job id, traceback)   its result could not be pickled
                        ("bye",)                         idle too long: leaving
@@ -108,19 +110,20 @@ class RemoteTraceback(Exception):
         return f'\n"""\n{self.args[0]}"""'
 
 
-class RemoteError(RuntimeError):
-    """An exception raised in a worker process that could not be sent as itself."""
-
-
 def _exception(error, trace):
-    """``error`` pickled with its traceback text attached; a stand-in if it cannot be."""
+    """``error`` pickled with its traceback text attached, or None if it cannot travel
+    (it does not pickle, or does not load again: an ``__init__`` that its own
+    ``args`` cannot call).  The parent then runs the task itself, and meets
+    the error as scikit-learn's loop would."""
     import cloudpickle
 
     error.__cause__ = RemoteTraceback(trace)
     try:
-        return cloudpickle.dumps(error)
-    except Exception:  # noqa: BLE001 - an exception that does not pickle
-        return cloudpickle.dumps(RemoteError(f"{type(error).__name__}: {error}\n\n{trace}"))
+        data = cloudpickle.dumps(error)
+        pickle.loads(data)
+    except Exception:  # noqa: BLE001
+        return None
+    return data
 
 
 # ---------------------------------------------------------------------------
@@ -213,12 +216,12 @@ def serve(conn, idle):
                 value = _tasks.execute(task, data)
             except BaseException as error:  # noqa: BLE001 - the parent raises it
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                value = None
+                value, failed = None, True
                 failure = _exception(error, format_exc())
             else:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-                failure = None
-        if failure is not None:
+                failed = False
+        if failed:
             _send(conn, ("error", job, failure, said.output()))
             continue
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

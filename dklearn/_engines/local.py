@@ -118,6 +118,7 @@ class _Loop:
         self.ready = []  # a stack: newest first
         self.running = {}
         self.deaths = collections.Counter()
+        self.here_only = set()  # tasks whose error only this process can raise as itself
         self.kept = None  # shared steps' values, kept for the next run
         self.failure = None  # (order, exception) of the first task, in order, that raised
         self.inbox = Inbox()
@@ -219,7 +220,10 @@ class _Loop:
             if self.failure is not None and self.order[key] > self.failure[0]:
                 continue  # a task raised: only those before it, in order, still run
             kind = self.kinds.get(key)
-            place = None if kind in blocked else self._place(kind, key)
+            if key in self.here_only:
+                place = self.places["here"]
+            else:
+                place = None if kind in blocked else self._place(kind, key)
             if place is None:  # no worker free there yet (processes starting, or busy)
                 skipped.append(key)
                 if kind is not None and not self.router.places(kind):
@@ -362,6 +366,9 @@ class _Loop:
                 f"{self.deaths[job.key]} times one died (a segfault, "
                 "os._exit or running out of memory)."), wall)
         elif outcome == "unavailable":  # it never ran: its worker had left
+            self.ready.append(job.key)
+        elif outcome == "rerun here":  # it raised what a worker process cannot send back
+            self.here_only.add(job.key)
             self.ready.append(job.key)
         elif outcome == "unsendable":
             self.router.unavailable(job.kind, job.place.name, value)  # raises if fixed

@@ -463,7 +463,10 @@ class Processes:
                                time.perf_counter() - job.started, cpu))
             elif op == "error":
                 _repeat(message[3])
-                events.append((job, "error", cloudpickle.loads(message[2]), 0.0, 0.0))
+                if message[2] is None:  # it cannot travel: the task runs here, to raise it
+                    events.append((job, "rerun here", None, 0.0, 0.0))
+                else:
+                    events.append((job, "error", cloudpickle.loads(message[2]), 0.0, 0.0))
             else:  # "unloadable" / "unsendable"
                 what = "read the task" if op == "unloadable" else "send back the result"
                 events.append((job, "unsendable", TaskNotSendable(
