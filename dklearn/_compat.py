@@ -595,7 +595,8 @@ def deprecated_fit_params(name, fit_params, params):
     import sklearn.model_selection as sk
 
     if "fit_params" not in inspect.signature(getattr(sk, name)).parameters:
-        raise TypeError(f"{name}() got an unexpected keyword argument 'fit_params'")
+        # scikit-learn's parameter validation binds the call's arguments: its words
+        raise TypeError("got an unexpected keyword argument 'fit_params'")
     if params is not None:
         raise ValueError(
             "`params` and `fit_params` cannot both be provided. Pass parameters "
@@ -750,12 +751,15 @@ def num_samples(X):
 
 
 def encode_targets(y):
-    """y as class indices (each column of a 2-d y), as cross_val_predict encodes it."""
+    """y as class indices (each column of a 2-d y), as cross_val_predict encodes it;
+    a y of more dimensions as it is (the estimator's own check then refuses it)."""
     from sklearn.preprocessing import LabelEncoder
 
     y = np.asarray(y)
     if y.ndim == 1:
         return LabelEncoder().fit_transform(y)
+    if y.ndim > 2:
+        return y
     encoded = np.zeros_like(y, dtype=int)
     for column in range(y.shape[1]):
         encoded[:, column] = LabelEncoder().fit_transform(y[:, column])

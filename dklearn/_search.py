@@ -192,6 +192,12 @@ class _SharedWorkFit(_BaseSearchCV):
         return self
 
 
+# A call with the wrong arguments names the method as scikit-learn's own does.
+for _function in (_SharedWorkFit.fit, getattr(_SharedWorkFit.fit, "__wrapped__", None)):
+    if _function is not None:
+        _function.__qualname__ = "BaseSearchCV.fit"
+
+
 def _dklearn_class(sk_class, doc_name):
     """scikit-learn's ``sk_class`` with dklearn's fit and four more parameters.
 

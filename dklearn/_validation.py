@@ -133,12 +133,12 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
                    scheduler=None, checkpoint=None, progress=False, fit_timeout=None):
     """scikit-learn's ``learning_curve``: each (size, fold) fit a task, on dklearn's engine."""
     params = _compat.deprecated_fit_params("learning_curve", fit_params, params)
-    _compat.check_groups(groups)
     if exploit_incremental_learning and not hasattr(estimator, "partial_fit"):
         raise ValueError(
             "An estimator must support the partial_fit interface "
             "to exploit incremental learning"
         )
+    _compat.check_groups(groups)  # after, as in scikit-learn: its error comes first
     X, y, groups = indexable(X, y, groups)
     cv = check_cv(cv, y, classifier=is_classifier(estimator))
     scorer = check_scoring(estimator, scoring=scoring)

@@ -323,3 +323,50 @@ def test_permutation_test_score_draws_in_sklearns_order_from_a_shared_random_sta
             random_state=rng, n_permutations=4))
     assert out[1][0] == out[0][0]
     np.testing.assert_array_equal(out[1][1], out[0][1])
+
+
+def _raised(call):
+    try:
+        call()
+    except Exception as error:  # noqa: BLE001 - what each raises is compared
+        return type(error), str(error)
+    return None
+
+
+@pytest.mark.parametrize("name, case", [
+    *[(name, "fit_params") for name in ("validation_curve", "learning_curve",
+                                        "permutation_test_score", "cross_val_predict")],
+    ("learning_curve", "incremental_check_first"),
+    ("cross_val_predict", "y_of_3_dims"),
+])
+def test_bad_input_gets_sklearns_error(name, case):
+    kwargs = {"validation_curve": dict(param_name="C", param_range=[1.0]),
+              "permutation_test_score": dict(n_permutations=1)}.get(name, {})
+    yc = y
+    if case == "fit_params":  # gone from scikit-learn 1.8
+        kwargs["fit_params"] = {}
+    elif case == "incremental_check_first":
+        # Two errors at once: scikit-learn reports the estimator's first.
+        kwargs.update(exploit_incremental_learning=True, groups=groups)
+        sklearn.set_config(enable_metadata_routing=True)
+    else:  # the estimator refuses it, after cross_val_predict encoded what it could
+        kwargs["method"] = "predict_proba"
+        yc = np.stack([y, y], axis=1)[:, :, None].repeat(2, axis=2)
+    try:
+        expected = _raised(lambda: getattr(skm, name)(LogisticRegression(), X, yc, **kwargs))
+        got = _raised(lambda: getattr(dkm, name)(LogisticRegression(), X, yc, scheduler="sync",
+                                                 **kwargs))
+    finally:
+        sklearn.set_config(enable_metadata_routing=False)
+    assert got == expected  # None for both where an older scikit-learn accepts fit_params
+
+
+@pytest.mark.parametrize("name", ["GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV"])
+@pytest.mark.parametrize("args", [(), (X, y, groups)])
+def test_fit_called_with_wrong_arguments_names_sklearns_method(name, args):
+    grid = {"C": [0.1, 1.0]}
+    sk_class = _sk_halving().get(name) or getattr(skm, name)
+    expected = _raised(lambda: sk_class(LogisticRegression(), grid, cv=3).fit(*args))
+    got = _raised(lambda: getattr(dkm, name)(LogisticRegression(), grid, cv=3).fit(*args))
+    assert expected[0] is TypeError
+    assert got == expected
