@@ -328,17 +328,27 @@ def fit_transform(step, fold, params, raise_errors, again):
 
     start = time.time()
     try:
-        Xt = shared(_on_private_copy_if_read_only(fit, fold.X, fold.y))
+        raw = _on_private_copy_if_read_only(fit, fold.X, fold.y)
     except Exception:
         if raise_errors.value:
             raise
         return Failed(format_exc(), fold.fit_time + time.time() - start)
+    Xt = shared(raw)
     fit_time = fold.fit_time + time.time() - start
     estimator = fitted[-1]
     start = time.time()
     test = _transform(estimator, fold.test, raise_errors.value)
     test_time = fold.test_time + time.time() - start
-    again = _transform(estimator, fold.again, raise_errors.value) if again.value else None
+    if again.value:
+        rows = fold.again
+        if rows is raw:
+            # The step handed back the very rows it was fitted on (a list it wrote
+            # into, say): transformed again, they would change under the next step,
+            # which in a Pipeline is fitted before any scoring transforms them.
+            rows = private(rows)
+        again = _transform(estimator, rows, raise_errors.value)
+    else:
+        again = None
     return Fold(Xt, shared(fold.y), test, shared(fold.test_y), again, fit_time, test_time)
 
 
