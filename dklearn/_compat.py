@@ -809,6 +809,28 @@ def incremental_fit(estimator, X, y, args):
                                fit_params=fit_params, score_params=score_params)
 
 
+def fit_splits_in_turn(estimator, X, y, args):
+    """A task: one permutation of permutation_test_score, as scikit-learn runs it.
+
+    One copy of the estimator is fitted on each split in turn, so that what a
+    fit leaves behind (``warm_start``, a RandomState it draws from) carries
+    over to the next; returns the mean of its test scores.
+    """
+    import copy
+
+    splits, scorer, fit_params, score_params = args.value
+    estimator, X, y = copy.deepcopy(estimator.value), X.value, y.value  # inputs stay unwritten
+    scores = []
+    for train, test in splits:
+        X_train, y_train = safe_split(estimator, X, y, train)
+        X_test, y_test = safe_split(estimator, X, y, test, train)
+        estimator.fit(X_train, y_train, **check_method_params(X, params=fit_params,
+                                                              indices=train))
+        scores.append(scorer(estimator, X_test, y_test,
+                             **check_method_params(X, params=score_params, indices=test)))
+    return np.mean(scores)
+
+
 def sklearn_config():
     return sklearn.get_config()
 

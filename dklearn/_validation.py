@@ -7,16 +7,19 @@ scikit-learn's arguments and return its results, plus ``scheduler`` (and
 Each validates and routes its arguments as scikit-learn's does, then hands
 its fits to ``_evaluate``, which plans them as one graph: ``validation_curve``
 over a final step's parameter fits each pipeline prefix once per fold, as a
-grid search does; ``permutation_test_score`` runs every permutation in one
-graph (each permutation's fits read the same data, sliced by the same
-folds; a step is fitted again per permutation, since any step may read y);
-``learning_curve`` runs each (size, fold) fit, or each fold's chain of
-``partial_fit`` calls, as a task.  The records come back in scikit-learn's
+grid search does; ``learning_curve`` runs each (size, fold) fit, or each
+fold's chain of ``partial_fit`` calls, as a task; ``permutation_test_score``
+runs each permutation as a task, its fits in turn on one copy of the
+estimator as scikit-learn's loop does (a ``warm_start``, or a RandomState
+the estimator draws from, carries over from fold to fold; nothing is shared
+between permutations, since any step may read y).  The records come back in scikit-learn's
 order and are assembled as scikit-learn assembles them.
 
 Two of scikit-learn's private per-fold helpers are task bodies here, used
 as they are for exact results (``_compat``): ``_fit_and_predict`` (which
-aligns a fold's class columns) and ``_incremental_fit_estimator``.
+aligns a fold's class columns) and ``_incremental_fit_estimator``.  Where a
+function draws from a RandomState, its draws and its copies of the
+estimator come in scikit-learn's order, which shows when the two share one.
 """
 
 import numpy as np
@@ -27,6 +30,7 @@ from sklearn.utils import check_random_state, indexable
 
 from . import _compat, _engines
 from ._evaluate import Evaluation, Settings
+from ._progress import Progress
 from ._tasks import Const
 
 
@@ -149,9 +153,7 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
     n_ticks = sizes.shape[0]
     if verbose > 0:
         print("[learning_curve] Training set sizes: " + str(sizes))
-    if shuffle:
-        rng = check_random_state(random_state)
-        splits = [(rng.permutation(train), test) for train, test in splits]
+    rng = check_random_state(random_state) if shuffle else None
     settings = _settings(scheduler, n_jobs, verbose, checkpoint, progress, fit_timeout,
                          scoring=scoring, scorers=scorer, error_score=error_score,
                          return_train_score=True, fit_params=routed.estimator.fit,
@@ -161,6 +163,9 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
         graph = {f"X-{id(X)}": Const(X), f"y-{id(y)}": Const(y)}
         keys = []
         for i, (train, test) in enumerate(splits):
+            # Each fold's shuffle, then its copy of the estimator, in scikit-learn's
+            # order (which shows when the two share a RandomState).
+            train = rng.permutation(train) if shuffle else train
             key = f"partial_fit-{type(estimator).__name__}-fold{i}"
             graph[key] = (_compat.incremental_fit, Const(clone(estimator)), f"X-{id(X)}",
                           f"y-{id(y)}", Const((classes, train, test, sizes, scorer, return_times,
@@ -173,6 +178,8 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
         out = _engines.run(graph, keys, {k: "partial_fit" for k in keys}, options)
         out = np.asarray(out).transpose((2, 1, 0))
     else:
+        if shuffle:  # every fold's shuffle first, as scikit-learn lists the fits
+            splits = [(rng.permutation(train), test) for train, test in splits]
         fits = [(train[:n], test) for train, test in splits for n in sizes]
         records = Evaluation(X, y, settings).evaluate(estimator, [{}], fits)
         _compat.warn_or_raise_about_fit_failures(records, error_score)
@@ -192,7 +199,7 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
 def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutations=100,
                            n_jobs=None, random_state=0, verbose=0, scoring=None, params=None,
                            fit_params=None, scheduler=None, progress=False):
-    """scikit-learn's ``permutation_test_score``: every permutation's fits in one graph."""
+    """scikit-learn's ``permutation_test_score``: each permutation a task."""
     params = _compat.deprecated_fit_params("permutation_test_score", fit_params, params)
     _compat.check_groups(groups)
     X, y, groups = indexable(X, y, groups)
@@ -201,20 +208,30 @@ def permutation_test_score(estimator, X, y, *, groups=None, cv=None, n_permutati
     random_state = check_random_state(random_state)
     routed = _compat.route("permutation_test_score", params, groups, estimator=estimator,
                            splitter=cv, scorer=scorer)
-    # scikit-learn's fits here print nothing, whatever verbose says.
-    settings = _settings(scheduler, n_jobs, 0, progress=progress, scoring=scoring,
-                         scorers=scorer, error_score="raise",
-                         fit_params=routed.estimator.fit, score_params=routed.scorer.score)
-    evaluation = Evaluation(X, y, settings)
-    # The same draws, in the same order, as scikit-learn's sequential loop: the
-    # splits of y, then each permutation and its splits (a splitter may share
-    # random_state with the permutations).
-    batches = [(y, list(cv.split(X, y, **routed.splitter.split)))]
-    for _ in range(n_permutations):
-        target = _compat.shuffle_targets(y, groups, random_state)
-        batches.append((target, list(cv.split(X, target, **routed.splitter.split))))
-    records = evaluation.evaluate_many(estimator, batches)
-    scores = [np.mean([r["test_scores"] for r in batch]) for batch in records]
+    _engines.check_scheduler(scheduler)
+    # scikit-learn's order of copies and draws, which shows when the estimator or
+    # the splitter shares random_state with the permutations: a copy of the
+    # estimator and the splits of y; then, for each permutation, a copy, the
+    # permuted y and its splits.  Each permutation is then one task (its fits
+    # in turn, on that copy), and scikit-learn's fits here print nothing.
+    graph = {"X": Const(X)}
+    keys = []
+    for k in range(n_permutations + 1):
+        copied = clone(estimator)
+        target = y if k == 0 else _compat.shuffle_targets(y, groups, random_state)
+        splits = list(cv.split(X, target, **routed.splitter.split))
+        graph[f"y-{k}"] = Const(target)
+        keys.append(f"permutation-{k}")
+        graph[keys[-1]] = (_compat.fit_splits_in_turn, Const(copied), "X", f"y-{k}",
+                           Const((splits, scorer, routed.estimator.fit, routed.scorer.score)))
+    bar = Progress(keys, 1, "score", enabled=bool(progress), label="permutations")
+    try:
+        scores = _engines.run(
+            graph, keys, dict.fromkeys(keys, f"permutation {type(estimator).__name__}"),
+            _engines.Options(scheduler=scheduler, n_jobs=n_jobs, config=_compat.sklearn_config()),
+            _engines.Hooks(done=lambda key, value: bar.update(key, {"test_scores": value})))
+    finally:
+        bar.close()
     score, permutation_scores = scores[0], np.array(scores[1:])
     pvalue = (np.sum(permutation_scores >= score) + 1.0) / (n_permutations + 1)
     return score, permutation_scores, pvalue

@@ -325,6 +325,39 @@ def test_permutation_test_score_draws_in_sklearns_order_from_a_shared_random_sta
     np.testing.assert_array_equal(out[1][1], out[0][1])
 
 
+@pytest.mark.parametrize("scheduler", ENGINES)
+@pytest.mark.parametrize("case", ["shared_random_state", "warm_start"])
+def test_permutation_test_score_fits_one_copy_per_permutation_in_turn(case, scheduler):
+    # scikit-learn fits one copy of the estimator on each split in turn: what a
+    # fit leaves behind carries over to the next split.
+    out = []
+    for module in (skm, dkm):
+        rng = np.random.RandomState(0)
+        if case == "shared_random_state":  # copied, then drawn from, in scikit-learn's order
+            est, random_state = SGDClassifier(max_iter=5, tol=None, random_state=rng), rng
+        else:
+            est, random_state = SGDClassifier(max_iter=2, tol=None, warm_start=True,
+                                              random_state=0), 0
+        extra = {} if module is skm else {"scheduler": scheduler}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out.append(module.permutation_test_score(est, X, y, cv=3, n_permutations=3,
+                                                     random_state=random_state, **extra))
+    assert out[1][0] == out[0][0]
+    np.testing.assert_array_equal(out[1][1], out[0][1])
+
+
+def test_incremental_learning_curve_shuffles_then_copies_each_fold_in_sklearns_order():
+    out = []
+    for module in (skm, dkm):
+        rng = np.random.RandomState(0)
+        out.append(module.learning_curve(
+            SGDClassifier(random_state=rng), X, y, cv=3, train_sizes=[0.5, 1.0], shuffle=True,
+            random_state=rng, exploit_incremental_learning=True))
+    for expected, got in zip(out[0], out[1]):
+        np.testing.assert_array_equal(got, expected)
+
+
 def _raised(call):
     try:
         call()
