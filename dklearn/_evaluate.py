@@ -72,19 +72,8 @@ class Evaluation:
         evaluation, and ``caller`` the search they report to.  ``label``
         names this evaluation on the progress bar.
         """
-        [records] = self.evaluate_many(estimator, [(None, splits)], candidate_params, contexts,
-                                       caller, label)
-        return records
-
-    def evaluate_many(self, estimator, batches, candidate_params=({},), contexts=None,
-                      caller=None, label=None):
-        """Records of several batches of splits, each with its own target, in one graph.
-
-        ``batches`` is [(y or None for the evaluation's own, splits), ...]
-        (a permutation test's shuffled targets and the folds split on them).
-        """
         settings = self.settings
-        graph = {self.X_key: Const(self.X)}
+        graph = {self.X_key: Const(self.X), self.y_key: Const(self.y)}
         config = ScoreConfig(settings.scorers, settings.error_score,
                              settings.return_train_score, settings.verbose,
                              settings.return_estimator)
@@ -100,48 +89,38 @@ class Evaluation:
         # The whole fitted estimator goes back: nothing to decompose.
         decompose = (not settings.return_estimator
                      and _compat.scores_on_final_step(settings.scorers, settings.score_params))
+        fold_keys = []
+        for train, test in splits:
+            train_key = f"cv-train-{token(self.data_token, train)}"
+            test_key = f"cv-test-{token(self.data_token, test)}"
+            graph[train_key], graph[test_key] = np.asarray(train), np.asarray(test)
+            fold_keys.append((train_key, test_key))
+        spec = SearchSpec(
+            X_key=self.X_key, y_key=self.y_key, folds=tuple(fold_keys),
+            train_rows=tuple(graph[train_key] for train_key, _ in fold_keys),
+            fit_params=dict(settings.fit_params), score_params=dict(settings.score_params),
+            config_key=config_key, scorer_token=scorer_token, decompose=decompose,
+            response_methods=_compat.response_methods(settings.scorers) if decompose else None,
+            raise_errors=settings.error_score == "raise",
+            return_train_score=settings.return_train_score,
+        )
+        kinds, keys = {}, []
+        planner = Planner(spec, graph, self.X, kinds)
         template = clone(estimator)
-        candidates = [with_params(template, _compat.clone_params(p)) for p in candidate_params]
-        kinds, all_keys, sizes = {}, [], []
-        for y, splits in batches:
-            y_key = self.y_key if y is None else f"y-{token(y)}"
-            graph[y_key] = Const(self.y if y is None else y)
-            fold_keys = []
-            for train, test in splits:
-                train_key = f"cv-train-{token(self.data_token, train)}"
-                test_key = f"cv-test-{token(self.data_token, test)}"
-                graph[train_key], graph[test_key] = np.asarray(train), np.asarray(test)
-                fold_keys.append((train_key, test_key))
-            spec = SearchSpec(
-                X_key=self.X_key, y_key=y_key, folds=tuple(fold_keys),
-                train_rows=tuple(graph[train_key] for train_key, _ in fold_keys),
-                fit_params=dict(settings.fit_params), score_params=dict(settings.score_params),
-                config_key=config_key, scorer_token=scorer_token, decompose=decompose,
-                response_methods=_compat.response_methods(settings.scorers) if decompose else None,
-                raise_errors=settings.error_score == "raise",
-                return_train_score=settings.return_train_score,
-            )
-            planner = Planner(spec, graph, self.X, kinds)
-            n_candidates, n_splits = len(candidates), len(splits)
-            for cand, (params, candidate) in enumerate(zip(candidate_params, candidates)):
-                for fold in range(n_splits):
-                    # For verbose output and callbacks only: 50,000 tasks hold 6 MB of them.
-                    tag = None
-                    if settings.verbose > 1 or contexts is not None:
-                        tag = (params, fold, n_splits if settings.split_progress else None,
-                               cand, n_candidates)
-                    callback = None
-                    if contexts is not None:
-                        callback = Const((contexts[cand * n_splits + fold], caller))
-                    all_keys.append(planner.candidate(candidate, fold, tag, callback))
-            sizes.append(n_candidates * n_splits)
-        records = self._run(graph, kinds, all_keys, candidate_params, len(batches[0][1]),
-                            config, label)
-        out, start = [], 0
-        for size in sizes:
-            out.append(records[start:start + size])
-            start += size
-        return out
+        n_candidates, n_splits = len(candidate_params), len(splits)
+        for cand, params in enumerate(candidate_params):
+            candidate = with_params(template, _compat.clone_params(params))
+            for fold in range(n_splits):
+                # For verbose output and callbacks only: 50,000 tasks hold 6 MB of them.
+                tag = None
+                if settings.verbose > 1 or contexts is not None:
+                    tag = (params, fold, n_splits if settings.split_progress else None,
+                           cand, n_candidates)
+                callback = None
+                if contexts is not None:
+                    callback = Const((contexts[cand * n_splits + fold], caller))
+                keys.append(planner.candidate(candidate, fold, tag, callback))
+        return self._run(graph, kinds, keys, candidate_params, n_splits, config, label)
 
     def _run(self, graph, kinds, keys, candidate_params, n_splits, config, label):
         settings = self.settings
