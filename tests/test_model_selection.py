@@ -403,3 +403,32 @@ def test_fit_called_with_wrong_arguments_names_sklearns_method(name, args):
     got = _raised(lambda: getattr(dkm, name)(LogisticRegression(), grid, cv=3).fit(*args))
     assert expected[0] is TypeError
     assert got == expected
+
+
+class DrawsAtFit(DecisionTreeClassifier):
+    """A tree with random_state=None: it draws from NumPy's global random state."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.drawn_ = np.random.rand()
+        return super().fit(X, y, sample_weight=sample_weight)
+
+    def score(self, X, y, sample_weight=None):
+        return self.drawn_
+
+
+@pytest.mark.parametrize("fit_params", [False, True])
+def test_sync_runs_fits_in_sklearns_order(fit_params):
+    # What a fit draws from NumPy's global random state, and what a search
+    # prints, come in scikit-learn's order; a fit parameter adds a task per
+    # fold that each fit waits for, which had changed the order.
+    pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA()), ("tree", DrawsAtFit())])
+    grid = {"pca__n_components": [2, 4], "tree__max_depth": [2, 3]}
+    kwargs = {"tree__sample_weight": np.ones(len(y))} if fit_params else {}
+    out = []
+    for module, extra in ((skm, {}), (dkm, {"scheduler": "sync"})):
+        np.random.seed(0)
+        search = module.GridSearchCV(pipe, grid, cv=3, verbose=3, **extra)
+        printed = _printed(search.fit, X, y, **kwargs)
+        out.append((search.cv_results_["mean_test_score"], printed))
+    np.testing.assert_array_equal(out[1][0], out[0][0])
+    assert out[1][1] == out[0][1]

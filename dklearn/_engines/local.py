@@ -5,7 +5,8 @@ fold), then the (candidate, fold) tasks that read them.  The loop keeps, for
 each task, how many unfinished tasks it waits for.  A finished task makes
 its dependents ready; ready tasks start newest first (the final fits that
 read a prefix run soon after it, and its output is freed once its last
-reader is done).  Each worker, thread or process, holds one task ahead of
+reader is done), except in the calling thread alone ('sync'), where they
+start in scikit-learn's order of fits.  Each worker, thread or process, holds one task ahead of
 the one it runs: it starts the next the moment it is done, instead of
 waiting for this thread to wake up, which takes the GIL from busy threads
 (up to a switch interval, 5 ms, a task: as long as a small fit).  So up to
@@ -38,6 +39,8 @@ task where ``dask.local`` keeps several sets.
 """
 
 import collections
+import heapq
+import itertools
 import time
 
 import joblib
@@ -105,7 +108,7 @@ class _Job:
 class _Loop:
     def __init__(self, graph, keys, kinds, workers, fixed, options, hooks):
         self.graph, self.keys, self.kinds, self.hooks = graph, keys, kinds, hooks
-        self.workers, self.options = workers, options
+        self.workers, self.options, self.fixed = workers, options, fixed
         # A cap of every core is no cap: the caller's own limits stay.
         self.blas = joblib.cpu_count() // workers if workers > 1 else None
         self.wanted = set(keys)
@@ -115,7 +118,7 @@ class _Loop:
         self.waiting = {}  # unfinished key -> unfinished tasks it waits for
         self.dependents = collections.defaultdict(list)
         self.deps = {}  # unfinished key -> the keys it reads
-        self.ready = []  # a stack: newest first
+        self.ready = []  # tasks ready to start (see ``_Ready``), once the graph is indexed
         self.running = {}
         self.deaths = collections.Counter()
         self.here_only = set()  # tasks whose error only this process can raise as itself
@@ -133,7 +136,7 @@ class _Loop:
     # -- the graph ---------------------------------------------------------------
 
     def _index(self, keys):
-        graph, memo = self.graph, {}
+        graph, memo, ready = self.graph, {}, []
         todo = list(dict.fromkeys(keys))
         seen = set(todo)
         while todo:
@@ -156,7 +159,7 @@ class _Loop:
         for key, count in self.waiting.items():
             self.readers[key] = len(self.dependents.get(key, ()))
             if count == 0:
-                self.ready.append(key)
+                ready.append(key)
         # Each task's place in the order asked for: its first reader's.
         order = self.order = {}
         for i, key in enumerate(dict.fromkeys(keys)):
@@ -166,8 +169,9 @@ class _Loop:
                 if k not in order and k in self.deps:
                     order[k] = i
                     stack.extend(self.deps[k])
-        # Keys in the order asked for run first: the stack pops from its end.
-        self.ready.sort(key=lambda k: -order[k])
+        self.ready = _Ready(order, in_order=self.fixed == "here")
+        for key in sorted(ready, key=lambda k: -order[k]):  # the first asked for on top
+            self.ready.append(key)
 
     def is_constant(self, key):
         return key not in self.readers
@@ -215,7 +219,10 @@ class _Loop:
                     self.router.ended(self.kinds.get(key))
                     self.ready.append(key)
         skipped, blocked = [], set()
-        while self.ready and len(self.running) < 2 * self.workers:
+        # A task ahead per worker, except in this thread alone: the next task is
+        # chosen once the last one's dependents are ready (scikit-learn's order).
+        ahead = 1 if self.fixed == "here" else 2
+        while self.ready and len(self.running) < ahead * self.workers:
             key = self.ready.pop()
             if self.failure is not None and self.order[key] > self.failure[0]:
                 continue  # a task raised: only those before it, in order, still run
@@ -395,6 +402,34 @@ class _Loop:
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
+
+
+class _Ready:
+    """Tasks ready to start, newest first (a stack), or ``in_order``: by the place in
+    the order asked for of their first reader, which is scikit-learn's order of fits
+    when tasks run one at a time in this thread (what a fit draws from NumPy's
+    global random state, or prints, comes in its order)."""
+
+    def __init__(self, order, in_order):
+        self.order, self.in_order = order, in_order
+        self.items = []
+        self.count = itertools.count()  # ties: first come, first out
+
+    def append(self, key):
+        if self.in_order:
+            heapq.heappush(self.items, (self.order[key], next(self.count), key))
+        else:
+            self.items.append(key)
+
+    def extend(self, keys):
+        for key in keys:
+            self.append(key)
+
+    def pop(self):
+        return heapq.heappop(self.items)[-1] if self.in_order else self.items.pop()
+
+    def __len__(self):
+        return len(self.items)
 
 
 def _pickling_seconds(task, inputs, is_constant):
