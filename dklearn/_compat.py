@@ -794,8 +794,10 @@ def fit_and_predict(estimator, X, y, train, test, fit_params, method):
     """A task: one fold of cross_val_predict, by scikit-learn's own per-fold function."""
     if _sk_fit_and_predict is None:  # pragma: no cover
         raise ImportError("this scikit-learn release moved _fit_and_predict")
+    from ._tasks import own_objects
+
     return _sk_fit_and_predict(estimator.value, X.value, y.value, train, test,
-                               fit_params.value, method.value)
+                               own_objects(fit_params.value), method.value)
 
 
 def incremental_fit(estimator, X, y, args):
@@ -804,9 +806,11 @@ def incremental_fit(estimator, X, y, args):
         raise ImportError("this scikit-learn release moved _incremental_fit_estimator")
     classes, train, test, sizes, scorer, return_times, error_score, fit_params, score_params = (
         args.value)
+    from ._tasks import own_objects
+
     return _sk_incremental_fit(estimator.value, X.value, y.value, classes, train, test, sizes,
                                scorer, return_times, error_score=error_score,
-                               fit_params=fit_params, score_params=score_params)
+                               fit_params=own_objects(fit_params), score_params=score_params)
 
 
 def fit_splits_in_turn(estimator, X, y, args):
@@ -818,8 +822,11 @@ def fit_splits_in_turn(estimator, X, y, args):
     """
     import copy
 
+    from ._tasks import own_objects
+
     splits, scorer, fit_params, score_params = args.value
     estimator, X, y = copy.deepcopy(estimator.value), X.value, y.value  # inputs stay unwritten
+    fit_params = own_objects(fit_params)
     scores = []
     for train, test in splits:
         X_train, y_train = safe_split(estimator, X, y, train)

@@ -47,10 +47,42 @@ from sklearn.base import clone
 from . import _compat
 
 # Set in every thread that runs tasks (an engine's worker thread or process,
-# a dask worker's thread): a search inside a task (a search in a
-# cross-validation, say) runs there one task at a time by default, as
-# joblib's nested Parallel calls do, instead of multiplying the workers.
+# a dask worker's thread): ``task``, so that a search inside a task (a search
+# in a cross-validation, say) runs there one task at a time by default, as
+# joblib's nested Parallel calls do, instead of multiplying the workers;
+# ``beside``, where other tasks may run at the same time in the same process
+# (threads), reading the same objects (see ``own_objects``).
 RUNNING = threading.local()
+
+
+def own_objects(params):
+    """Fit parameters with objects of their own, where tasks run beside each other.
+
+    A fit parameter may hold state that a fit writes (LightGBM's early
+    stopping callback keeps the best score so far): scikit-learn's loop
+    hands it to one fit at a time, and its worker processes each get a copy;
+    two fits at once on threads would share it.  Data (arrays, frames) is
+    only read, and stays shared; the lists, tuples and dicts around it are
+    rebuilt, and anything else is deep-copied.
+    """
+    if not params or not getattr(RUNNING, "beside", False):
+        return params
+    return _own(params)
+
+
+def _own(value):
+    if type(value) is dict:
+        return {k: _own(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_own(v) for v in value)
+    if value is None or isinstance(value, (str, bytes, int, float, complex)):
+        return value
+    if hasattr(value, "shape") or hasattr(value, "__array__"):  # data
+        return value
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # noqa: BLE001 - it does not copy: it is shared, as before
+        return value
 
 
 class Const:
@@ -313,7 +345,7 @@ def fit_transform(step, fold, params, raise_errors, again):
     """
     if isinstance(fold, Failed):
         return fold
-    params = _value(params)
+    params = own_objects(_value(params))
     fitted = []
 
     def fit(X, y):
@@ -629,6 +661,7 @@ def failed_record(config, fit_error, fit_time=0.0, n_test_samples=0, why="raised
 
 def _fit(estimator, X, y, fit_params, callback):
     args = (X,) if y is None else (X, y)
+    fit_params = own_objects(fit_params)
     if callback is None:
         estimator.fit(*args, **fit_params)
         return
@@ -723,7 +756,7 @@ def run_group(settings, plan, names, values, limit=None):
     the outputs finished so far, the key that ran too long, and this
     process's address, for the caller to restart it (see _engines.distributed).
     """
-    RUNNING.task = True
+    RUNNING.task = RUNNING.beside = True  # a dask worker's threads run tasks side by side
     steps, outputs = plan.value
     known = dict(zip(names.value, values))
     wanted = set(outputs)
@@ -782,7 +815,7 @@ def _within(limit, task, known, settings):
     box = {}
 
     def target():
-        RUNNING.task = True
+        RUNNING.task = RUNNING.beside = True
         with _configured(settings):
             try:
                 box["value"] = execute(task, known)

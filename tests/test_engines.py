@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import types
 
 import joblib
@@ -111,6 +112,35 @@ def test_error_score_raise_propagates_the_exception(scheduler):
         search.fit(X, y)
     if scheduler == "processes":  # the worker's traceback comes along
         assert "in fit" in str(error.value.__cause__)
+
+
+class Monitor:
+    """A fit parameter that a fit writes into, as LightGBM's early stopping callback does."""
+
+    def __init__(self):
+        self.steps = 0
+
+
+class Monitored(LogisticRegression):
+    def fit(self, X, y, monitor=None):
+        monitor.steps = 0
+        for _ in range(20):
+            monitor.steps += 1
+            time.sleep(0.001)  # another fit on another thread runs meanwhile
+        self.steps_ = monitor.steps
+        return super().fit(X, y)
+
+    def score(self, X, y):
+        return self.steps_
+
+
+def test_fits_at_the_same_time_get_their_own_copy_of_a_fit_parameter_object(scheduler):
+    # scikit-learn's loop hands the object to one fit at a time, its workers
+    # each get a copy: no fit sees another's writes.
+    search = GridSearchCV(Monitored(), {"C": [0.1, 1.0, 10.0]}, cv=3, scheduler=scheduler,
+                          n_jobs=2, error_score="raise")
+    search.fit(X, y, monitor=Monitor())
+    np.testing.assert_array_equal(search.cv_results_["mean_test_score"], [20, 20, 20])
 
 
 class CodedError(Exception):

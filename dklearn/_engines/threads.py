@@ -177,7 +177,7 @@ class Threads:
     def _serve(self, blas, config):
         limits.cap_this_thread(blas)
         sklearn.set_config(**config)
-        _tasks.RUNNING.task = True
+        _tasks.RUNNING.task = _tasks.RUNNING.beside = True
         ident = threading.get_ident()
         try:
             clock = time.pthread_getcpuclockid(ident)
