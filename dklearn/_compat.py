@@ -334,11 +334,11 @@ def pipeline_step_params(pipeline, params):
     """
     if routing_enabled():
         routed = process_routing(pipeline, "fit", **params)
-        return {
-            name: {method: dict(routed[name].get(method, {})) for method in routed[name]}
-            for name, _ in pipeline.steps
-            if name in routed
-        }
+        # ``get``, not ``in``: with no parameters, process_routing returns an object
+        # with ``__getitem__`` only, on which ``in`` tries 0, 1, 2, ... for ever.
+        per_step = {name: routed.get(name) for name, _ in pipeline.steps}
+        return {name: {method: dict(value) for method, value in step.items()}
+                for name, step in per_step.items() if step is not None}
     per_step = {name: {"fit": {}, "fit_transform": {}} for name, _ in pipeline.steps}
     for key, value in params.items():
         if "__" not in key:

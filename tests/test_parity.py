@@ -368,6 +368,19 @@ def test_metadata_routing_reaches_estimator_splitter_and_scorer():
     assert_same_results(sk, dk)
 
 
+@pytest.mark.timeout(60)
+def test_metadata_routing_on_with_no_fit_parameters():
+    # process_routing's answer to no parameters at all is another object; a
+    # membership test on it never returned.
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    kwargs = dict(estimator=pipe, param_grid={"logisticregression__C": [0.1, 1.0]}, cv=3,
+                  scoring="neg_log_loss")
+    with sklearn.config_context(enable_metadata_routing=True):
+        sk = skm.GridSearchCV(**kwargs).fit(Xc, yc)
+        dk = dkm.GridSearchCV(**kwargs).fit(Xc, yc)
+    assert_same_results(sk, dk)
+
+
 BAD_INPUTS = {
     "mismatched lengths": (dict(estimator=SVC(), param_grid={"C": [1.0]}), (Xc, yc[:-1]), {}),
     "unknown parameter": (dict(estimator=SVC(), param_grid={"nope": [1]}), (Xc, yc), {}),
