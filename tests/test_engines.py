@@ -464,7 +464,7 @@ def _run_script(body, *args, timeout=240):
     out = subprocess.run([sys.executable, "-c", script, *args], cwd=ROOT, capture_output=True,
                          text=True, timeout=timeout)
     assert out.returncode == 0, out.stderr
-    return out.stdout
+    return out.stdout + out.stderr  # the engine's decisions go to stderr
 
 
 needs_two_cores = pytest.mark.skipif(joblib.cpu_count() < 2, reason="needs two cores")

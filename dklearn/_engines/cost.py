@@ -370,8 +370,7 @@ class Router:
         if place == "threads":
             state.fresh = 0.0
             if self.verbose >= 1:
-                print(f"[dklearn] {kind!r} fans out to {self.workers} threads: {why}",
-                      flush=True)
+                _say(f"{kind!r} fans out to {self.workers} threads: {why}")
         else:
             state.place = "here"  # where it goes on while workers start
             self._place(kind, state, place, why)
@@ -442,4 +441,9 @@ class Router:
         else:
             self.leaves_threads.add(kind)
         if self.verbose >= 1:
-            print(f"[dklearn] {kind!r} -> {place}: {why}", flush=True)
+            _say(f"{kind!r} -> {place}: {why}")
+
+
+def _say(decision):
+    # On stderr: what a search prints on stdout stays scikit-learn's, line for line.
+    print(f"[dklearn] {decision}", file=sys.stderr, flush=True)
