@@ -432,3 +432,49 @@ def test_sync_runs_fits_in_sklearns_order(fit_params):
         out.append((search.cv_results_["mean_test_score"], printed))
     np.testing.assert_array_equal(out[1][0], out[0][0])
     assert out[1][1] == out[0][1]
+
+
+WARNS_EACH_FIT = """
+import sys
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+
+
+class Warns(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        warnings.warn("fitting", UserWarning)
+        if self.C > 5:
+            raise ValueError("C too large")  # a failed fit: nothing scored after it
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+module = __import__(sys.argv[1] + ".model_selection", fromlist=["GridSearchCV"])
+extra = {"scheduler": sys.argv[2]} if len(sys.argv) > 2 else {}
+X, y = make_classification(n_samples=60, random_state=0)
+module.GridSearchCV(Warns(), {"C": [0.1, 1.0, 10.0]}, cv=3, **extra).fit(X, y)
+"""
+
+
+@pytest.mark.parametrize("scheduler", ["sync", None])
+def test_a_warning_in_each_fit_shows_as_often_as_in_sklearn(scheduler):
+    # Python's default filters show a warning once per place in the code;
+    # scikit-learn's loop runs each fit under catch_warnings, so once per fit.
+    def shown(*args):
+        out = subprocess.run([sys.executable, "-c", WARNS_EACH_FIT, *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return out.stderr.count("UserWarning: fitting")
+
+    expected = shown("sklearn")
+    assert expected == 10  # 9 fits (3 fail) and the refit
+    assert shown("dklearn", *([scheduler] if scheduler else [])) == expected

@@ -131,7 +131,7 @@ class _Loop:
         self.router.warm_workers(warm_count(self.blas))
         if zygote_ready():
             self.router.zygote_started(None)
-        self.places = {"here": Here(self.inbox, self.blas)}
+        self.places = {"here": Here(self.inbox, self.blas, alone=self._threads_idle)}
 
     # -- the graph ---------------------------------------------------------------
 
@@ -240,6 +240,10 @@ class _Loop:
             if place.name == "here" and self._elsewhere():
                 break  # what came meanwhile (a worker ready, a task done) is seen first
         self.ready.extend(reversed(skipped))
+
+    def _threads_idle(self):
+        threads = self.places.get("threads")
+        return threads is None or threads.busy == 0
 
     def _elsewhere(self):
         """Whether threads or worker processes have tasks out or are starting: a task

@@ -13,6 +13,7 @@ import collections
 import os
 import threading
 import time
+import warnings
 from multiprocessing import connection
 
 import sklearn
@@ -89,9 +90,15 @@ class Here:
 
     name = "here"
 
-    def __init__(self, inbox, blas):
+    def __init__(self, inbox, blas, alone=lambda: True):
         self.inbox, self.blas = inbox, blas
         self.openmp = None
+        # While no worker thread runs a task (``alone()``), a task here runs under
+        # warnings.catch_warnings(), as in scikit-learn's loop: a warning shows
+        # once per fit, not once per place in the code.  Beside a running thread
+        # it would not be safe: the filters are the whole process's, and one
+        # thread's would be restored over the other's.
+        self.alone = alone
 
     def free(self, nbytes=0):
         return True
@@ -100,7 +107,11 @@ class Here:
         if self.openmp is None and self.blas:  # capped as in a worker thread: equal results
             self.openmp = limits.cap_this_thread(self.blas)
         job.started = time.perf_counter()
-        outcome = _timed(task, inputs)
+        if self.alone():
+            with warnings.catch_warnings():
+                outcome = _timed(task, inputs)
+        else:
+            outcome = _timed(task, inputs)
         if outcome[0] == "error" and not isinstance(outcome[1], Exception):
             raise outcome[1]  # Ctrl-C lands in this thread: the search stops now
         self.inbox.post((job, *outcome))
