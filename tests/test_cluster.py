@@ -378,6 +378,21 @@ def test_a_fit_past_its_limit_is_stopped_by_restarting_its_worker(crash_cluster)
         assert not busy  # nothing keeps spinning
 
 
+def test_with_error_score_raise_a_fit_past_its_limit_raises_after_its_worker_restarted(
+        crash_cluster):
+    with distributed.Client(crash_cluster.address) as client:
+        before = {w["id"] for w in client.scheduler_info()["workers"].values()}
+        with pytest.raises(TimeoutError, match="ran longer than fit_timeout=2"):
+            GridSearchCV(Stuck(), {"stuck": [True]}, cv=2, scheduler=client, fit_timeout=2,
+                         error_score="raise").fit(X, y)
+        client.wait_for_workers(2, timeout=60)
+        after = {w["id"] for w in client.scheduler_info()["workers"].values()}
+        assert after != before  # the error says its worker restarted: it has
+        time.sleep(1)
+        busy = [p for p in psutil_children(crash_cluster) if p.cpu_percent(interval=0.5) > 50]
+        assert not busy
+
+
 def psutil_children(running):
     import psutil
 

@@ -58,6 +58,12 @@ class FitTimeout(TimeoutError):
     """A task ran longer than ``fit_timeout`` and was stopped."""
 
 
+def named(kind):
+    """A task in an engine's message: by its kind, never its key, so that equal
+    failures have equal messages, which scikit-learn's summary counts together."""
+    return "A task" if kind is None else f"A task of kind {kind!r}"
+
+
 @dataclass(frozen=True)
 class Options:
     """How one search wants its graph run."""

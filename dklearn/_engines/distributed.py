@@ -42,7 +42,7 @@ import operator
 import os
 
 from .. import _joblib, _tasks
-from . import CrashedWorker, FitTimeout
+from . import CrashedWorker, FitTimeout, named
 
 # Dask tasks per worker thread (see the module doc).
 CHUNKS_PER_THREAD = 4
@@ -58,9 +58,9 @@ def run(client, graph, keys, kinds, options, hooks, attempts=3):
         plan = _Plan(graph, pending, threads)
         got, suspects, stopped = _submit(client, graph, plan, options, hooks)
         values.update(got)
-        _stop(client, stopped, values, hooks, options)
+        _stop(client, stopped, values, kinds, hooks, options)
         for key in suspects:  # each alone, one after the other
-            _alone(client, graph, key, threads, values, options, hooks, attempts)
+            _alone(client, graph, key, threads, values, kinds, options, hooks, attempts)
         before, pending = len(pending), [k for k in pending if k not in values]
         fruitless = 0 if len(pending) < before else fruitless + 1
         if fruitless >= attempts:
@@ -71,27 +71,25 @@ def run(client, graph, keys, kinds, options, hooks, attempts=3):
     return [values[k] for k in keys]
 
 
-def _alone(client, graph, key, threads, values, options, hooks, attempts):
+def _alone(client, graph, key, threads, values, kinds, options, hooks, attempts):
     """Run ``key`` alone: its value, or a failed fit if it kills its worker again."""
     for _ in range(attempts):
         got, crashed, stopped = _submit(client, graph, _Plan(graph, [key], threads),
                                         options, hooks)
         values.update(got)
-        _stop(client, stopped, values, hooks, options)
+        _stop(client, stopped, values, kinds, hooks, options)
         if crashed:
             values[key] = hooks.fail(key, CrashedWorker(
-                f"The task {key!r} was running alone on a dask worker each time one died "
-                "(KilledWorker)."))
+                f"{named(kinds.get(key))} was running alone on a dask worker each time one "
+                "died (KilledWorker)."))
             hooks.done(key, values[key])
         if key in values:
             return
 
 
-def _stop(client, stopped, values, hooks, options):
-    """Record the fits that ran past their limit; restart the workers still running them."""
-    for key, elapsed, address in stopped:
-        values[key] = _timed_out(hooks, key, elapsed, options)
-        hooks.done(key, values[key])
+def _stop(client, stopped, values, kinds, hooks, options):
+    """Restart the workers still running fits past their limit; record those fits (which
+    raises first with error_score='raise', so the restart comes before)."""
     for address in {address for _, _, address in stopped}:
         try:
             client.restart_workers([address])
@@ -104,11 +102,14 @@ def _stop(client, stopped, values, hooks, options):
                 "Workers started with a nanny (dask's default) can be restarted.",
                 RuntimeWarning,
             )
+    for key, elapsed, address in stopped:
+        values[key] = _timed_out(hooks, key, kinds.get(key), elapsed, options)
+        hooks.done(key, values[key])
 
 
-def _timed_out(hooks, key, elapsed, options):
+def _timed_out(hooks, key, kind, elapsed, options):
     record = hooks.fail(key, FitTimeout(
-        f"The task {key!r} ran longer than fit_timeout={options.fit_timeout} s and was "
+        f"{named(kind)} ran longer than fit_timeout={options.fit_timeout} s and was "
         "stopped (its worker restarted)."))
     record["fit_time"] = elapsed
     return record

@@ -46,7 +46,7 @@ import time
 import joblib
 
 from .. import _tasks
-from . import CrashedWorker, FitTimeout, cost, limits
+from . import CrashedWorker, FitTimeout, cost, limits, named
 from .threads import Here, Inbox, Threads
 from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
                         zygote_ready)
@@ -373,7 +373,7 @@ class _Loop:
                 self.ready.append(job.key)
                 return
             self._lost(job, CrashedWorker(
-                f"The task {job.key!r} was running alone in a worker process each of the "
+                f"{named(job.kind)} was running alone in a worker process each of the "
                 f"{self.deaths[job.key]} times one died (a segfault, "
                 "os._exit or running out of memory)."), wall)
         elif outcome == "unavailable":  # it never ran: its worker had left
@@ -389,7 +389,7 @@ class _Loop:
 
     def _timed_out(self, job, now):
         self._lost(job, FitTimeout(
-            f"The task {job.key!r} ran longer than fit_timeout={self.options.fit_timeout} s "
+            f"{named(job.kind)} ran longer than fit_timeout={self.options.fit_timeout} s "
             "and was stopped."), now - job.started)
 
     def _lost(self, job, error, elapsed):
