@@ -82,6 +82,7 @@ import hashlib
 import inspect
 import pickle
 import sys
+import types
 import weakref
 from dataclasses import dataclass, field
 
@@ -136,6 +137,12 @@ def _describe(obj):
             if cls not in _LOCAL_CLASSES:
                 _LOCAL_CLASSES[cls] = _state_token(cls)
             ident += (_LOCAL_CLASSES[cls],)
+        elif cls.__module__ == "__main__":
+            # A class of the user's script or notebook: edited between two runs
+            # of a checkpointed search, its code tells the old results apart.
+            if cls not in _LOCAL_CLASSES:
+                _LOCAL_CLASSES[cls] = _code_token(cls)
+            ident += (_LOCAL_CLASSES[cls],)
         if _owner(cls, "__sklearn_clone__") not in (None, BaseEstimator):
             # clone keeps more than the parameters (FrozenEstimator keeps
             # the fitted model): the key covers the whole state.
@@ -181,6 +188,57 @@ def _leaf_token(obj):
     if data is None or b"__main__" in data:
         return _state_token(obj)
     return hashlib.md5(data).hexdigest()
+
+
+def _code_token(cls):
+    """A hash of what a ``__main__`` class runs, the same in every process.
+
+    Its code and that of its ``__main__`` bases, the functions of
+    ``__main__`` they call, and the plain values and arrays of ``__main__``
+    they read.  (cloudpickle's bytes differ from process to process: it
+    marks a class sent by value with a random id.)
+    """
+    main = sys.modules.get("__main__")
+    names = vars(main) if main is not None else {}
+    parts, seen = [], set()
+
+    def code(co):
+        if co in seen:
+            return
+        seen.add(co)
+        parts.append((co.co_code, co.co_names, co.co_varnames))
+        for const in co.co_consts:
+            if isinstance(const, types.CodeType):
+                code(const)
+            elif isinstance(const, frozenset):  # its order varies with the hash seed
+                parts.append(sorted(map(repr, const)))
+            else:
+                parts.append(repr(const))
+        for name in co.co_names:  # the globals it may read
+            value = names.get(name)
+            if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+                function(value)
+            elif type(value) in _PLAIN or hasattr(value, "__array__"):
+                parts.append((name, _describe(value)))
+
+    def function(fn):
+        code(fn.__code__)
+        parts.append(repr(fn.__defaults__))
+
+    for klass in cls.__mro__:
+        if klass.__module__ != "__main__":
+            parts.append((klass.__module__, klass.__qualname__))
+            continue
+        for name, value in sorted(vars(klass).items()):
+            value = getattr(value, "__func__", value)  # staticmethod, classmethod
+            if isinstance(value, property):
+                value = value.fget
+            if isinstance(value, types.FunctionType):
+                parts.append(name)
+                function(value)
+            elif type(value) in _PLAIN:
+                parts.append((name, value))
+    return hashlib.md5(repr(parts).encode()).hexdigest()
 
 
 def _state_token(obj):

@@ -96,6 +96,70 @@ def test_changed_data_or_grid_reuses_nothing(tmp_path):
     assert CALLS[("a", "fit")] == 3 + 1
 
 
+EDITED_CLASS = """
+import sys
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+from dklearn.model_selection import GridSearchCV
+
+FLIP = {flip}  # the user's edit between two runs
+
+
+class Thresholded(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        with open(sys.argv[2], "a") as log:
+            log.write("fit\\n")
+        self.lr_ = LogisticRegression(C=self.C).fit(X, y)
+        self.classes_ = self.lr_.classes_
+        return self
+
+    def predict(self, X):
+        {predict}
+
+
+X, y = make_classification(n_samples=90, n_features=5, random_state=0)
+search = GridSearchCV(Thresholded(), {{"C": [0.1, 1.0]}}, cv=3, checkpoint=sys.argv[1],
+                      refit=False).fit(X, y)
+print(list(search.cv_results_["mean_test_score"]))
+"""
+
+
+@pytest.mark.parametrize("edit", ["method", "global"])
+def test_a_class_of_the_script_edited_between_runs_reuses_nothing(tmp_path, edit):
+    # Run again unchanged, in a new process: everything is reused.  Edited (its
+    # code, or a value of the script its code reads): nothing is.
+    path, log = str(tmp_path / "search.sqlite"), tmp_path / "fits"
+
+    flipped = "return 1 - self.lr_.predict(X) if FLIP else self.lr_.predict(X)"
+    plain = "return self.lr_.predict(X)" if edit == "method" else flipped
+
+    def run(predict=plain, flip=False):
+        script = EDITED_CLASS.format(predict=predict, flip=flip)
+        out = subprocess.run([sys.executable, "-c", script, path, str(log)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        fits = log.read_text().count("fit") if log.exists() else 0
+        log.unlink(missing_ok=True)
+        return eval(out.stdout.strip().splitlines()[-1], {"np": np}), fits
+
+    first, fits = run()
+    assert fits == 6
+    assert run() == (first, 0)
+    if edit == "method":
+        edited, fits = run(predict="return 1 - self.lr_.predict(X)")
+    else:
+        edited, fits = run(flip=True)
+    assert fits == 6
+    np.testing.assert_allclose(edited, 1 - np.array(first))
+
+
 def test_checkpoint_holds_plain_json(tmp_path):
     path = tmp_path / "search.sqlite"
     _search(checkpoint=path, error_score=np.nan).fit(X, y)
