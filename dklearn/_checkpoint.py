@@ -22,6 +22,7 @@ serialize their writes.
 
 import json
 import math
+import os
 import sqlite3
 import time
 
@@ -46,6 +47,13 @@ class Checkpoint:
     def __init__(self, path):
         self.path = str(path)
         self.scope = _scope()
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if os.path.isdir(self.path) or not os.path.isdir(folder):
+            # sqlite3 says "unable to open database file", which reads as damage
+            raise CheckpointError(
+                f"checkpoint={self.path!r} must name a file in an existing folder: "
+                + ("it is a folder." if os.path.isdir(self.path)
+                   else f"there is no folder {folder!r}."))
         try:
             self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None,
                                        check_same_thread=False)

@@ -180,6 +180,11 @@ def test_corrupt_or_foreign_file_is_a_clear_error(tmp_path):
     with sqlite3.connect(foreign) as db:  # untouched
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
     assert tables == {"users"}
+    # Not damage: a path that cannot hold a file says so.
+    with pytest.raises(CheckpointError, match="there is no folder"):
+        _search(checkpoint=tmp_path / "missing" / "search.sqlite").fit(X, y)
+    with pytest.raises(CheckpointError, match="it is a folder"):
+        _search(checkpoint=tmp_path).fit(X, y)
 
 
 SLOW_SEARCH = textwrap.dedent("""
