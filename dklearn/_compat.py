@@ -790,6 +790,20 @@ except ImportError:  # pragma: no cover
     _sk_fit_and_predict = _sk_incremental_fit = None
 
 
+def _each_fit_catches_warnings():
+    """Whether scikit-learn's loop runs each fit under warnings.catch_warnings()
+    (from 1.7, with the caller's filters, which also shows a warning once per
+    fit): its ``delayed`` wrapper then carries warning filters."""
+    try:
+        from sklearn.utils.parallel import _FuncWrapper
+    except ImportError:  # pragma: no cover - moved: as the older releases do
+        return False
+    return hasattr(_FuncWrapper, "with_config_and_warning_filters")
+
+
+EACH_FIT_CATCHES_WARNINGS = _each_fit_catches_warnings()
+
+
 def fit_and_predict(estimator, X, y, train, test, fit_params, method):
     """A task: one fold of cross_val_predict, by scikit-learn's own per-fold function."""
     if _sk_fit_and_predict is None:  # pragma: no cover

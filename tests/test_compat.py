@@ -209,3 +209,19 @@ def test_every_named_scorer_says_which_methods_it_calls():
     for name in get_scorer_names():
         methods = _compat.response_methods(get_scorer(name))
         assert methods and all(isinstance(m, str) for group in methods for m in group), name
+
+
+def _warns():
+    warnings.warn("in each fit", UserWarning)
+
+
+def test_each_fit_catches_warnings_says_what_sklearns_loop_does():
+    # The engine runs a fit in the calling thread under catch_warnings when
+    # scikit-learn's loop does: a warning then shows once per fit.
+    from sklearn.utils.parallel import Parallel, delayed
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        Parallel(n_jobs=None)(delayed(_warns)() for _ in range(3))
+    assert (len(caught) == 3) == _compat.EACH_FIT_CATCHES_WARNINGS
+    assert len(caught) in (1, 3)

@@ -475,6 +475,6 @@ def test_a_warning_in_each_fit_shows_as_often_as_in_sklearn(scheduler):
         assert out.returncode == 0, out.stderr
         return out.stderr.count("UserWarning: fitting")
 
-    expected = shown("sklearn")
-    assert expected == 10  # 9 fits (3 fail) and the refit
+    expected = shown("sklearn")  # 10 from scikit-learn 1.7 (9 fits, 3 failing, and the
+    assert expected >= 7         # refit), 7 before (once where a failed fit left off)
     assert shown("dklearn", *([scheduler] if scheduler else [])) == expected

@@ -45,7 +45,7 @@ import time
 
 import joblib
 
-from .. import _tasks
+from .. import _compat, _tasks
 from . import CrashedWorker, FitTimeout, cost, limits, named
 from .threads import Here, Inbox, Threads
 from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
@@ -242,8 +242,10 @@ class _Loop:
         self.ready.extend(reversed(skipped))
 
     def _threads_idle(self):
+        """Whether a task here may run under catch_warnings, as scikit-learn's loop runs
+        each fit (from 1.7): only while no worker thread runs a task (see ``Here``)."""
         threads = self.places.get("threads")
-        return threads is None or threads.busy == 0
+        return _compat.EACH_FIT_CATCHES_WARNINGS and (threads is None or threads.busy == 0)
 
     def _elsewhere(self):
         """Whether threads or worker processes have tasks out or are starting: a task
