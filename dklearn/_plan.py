@@ -123,7 +123,7 @@ _ESTIMATOR = "\0estimator"  # tags an estimator's description apart from user tu
 _PLAIN = (str, int, float, bool, type(None))
 # Leaves dask hashes by content with a method of its own, never by pickling.
 _DASK_HASHES = ("numpy", "pandas", "scipy", "pyarrow")
-_LOCAL_CLASSES = weakref.WeakKeyDictionary()  # class made in a function -> its token
+_CLASS_TOKENS = weakref.WeakKeyDictionary()  # class -> what its results depend on
 
 
 def _describe(obj):
@@ -131,18 +131,10 @@ def _describe(obj):
     if hasattr(obj, "get_params") and not isinstance(obj, type):
         cls = type(obj)
         ident = (cls.__module__, cls.__qualname__)
-        if "<locals>" in cls.__qualname__:
-            # Classes made by a function share a name, not their code or the
-            # values they closed over: the class by value tells them apart.
-            if cls not in _LOCAL_CLASSES:
-                _LOCAL_CLASSES[cls] = _state_token(cls)
-            ident += (_LOCAL_CLASSES[cls],)
-        elif cls.__module__ == "__main__":
-            # A class of the user's script or notebook: edited between two runs
-            # of a checkpointed search, its code tells the old results apart.
-            if cls not in _LOCAL_CLASSES:
-                _LOCAL_CLASSES[cls] = _code_token(cls)
-            ident += (_LOCAL_CLASSES[cls],)
+        if not cls.__module__.startswith("sklearn."):  # (the checkpoint scope has its version)
+            if cls not in _CLASS_TOKENS:
+                _CLASS_TOKENS[cls] = _class_token(cls)
+            ident += (_CLASS_TOKENS[cls],)
         if _owner(cls, "__sklearn_clone__") not in (None, BaseEstimator):
             # clone keeps more than the parameters (FrozenEstimator keeps
             # the fitted model): the key covers the whole state.
@@ -190,16 +182,37 @@ def _leaf_token(obj):
     return hashlib.md5(data).hexdigest()
 
 
-def _code_token(cls):
-    """A hash of what a ``__main__`` class runs, the same in every process.
+def _class_token(cls):
+    """What a class's results depend on besides its parameters, the same in every
+    process: a key of a checkpoint must change when the class does.
 
-    Its code and that of its ``__main__`` bases, the functions of
-    ``__main__`` they call, and the plain values and arrays of ``__main__``
-    they read.  (cloudpickle's bytes differ from process to process: it
-    marks a class sent by value with a random id.)
+    - Made by a function (``<locals>``): its value, since such classes share a
+      name, not their code or what they closed over.
+    - In an installed package with a version (LightGBM, imbalanced-learn):
+      that version.
+    - Else (the user's script, notebook or own module, which may be edited
+      between two runs of a checkpointed search): its code (``_code_token``).
     """
-    main = sys.modules.get("__main__")
-    names = vars(main) if main is not None else {}
+    if "<locals>" in cls.__qualname__:
+        return _state_token(cls)
+    package = sys.modules.get(cls.__module__.partition(".")[0])
+    version = getattr(package, "__version__", None)
+    if isinstance(version, str) and cls.__module__ != "__main__":
+        return version
+    return _code_token(cls)
+
+
+def _code_token(cls):
+    """A hash of what a class runs, the same in every process.
+
+    Its code and that of its bases from the same module, the functions of
+    that module they call, and the module's plain values and arrays they
+    read.  (cloudpickle's bytes differ from process to process: it marks a
+    class sent by value with a random id.)
+    """
+    home = cls.__module__
+    module = sys.modules.get(home)
+    names = vars(module) if module is not None else {}
     parts, seen = [], set()
 
     def code(co):
@@ -216,7 +229,7 @@ def _code_token(cls):
                 parts.append(repr(const))
         for name in co.co_names:  # the globals it may read
             value = names.get(name)
-            if isinstance(value, types.FunctionType) and value.__module__ == "__main__":
+            if isinstance(value, types.FunctionType) and value.__module__ == home:
                 function(value)
             elif type(value) in _PLAIN or hasattr(value, "__array__"):
                 parts.append((name, _describe(value)))
@@ -226,7 +239,7 @@ def _code_token(cls):
         parts.append(repr(fn.__defaults__))
 
     for klass in cls.__mro__:
-        if klass.__module__ != "__main__":
+        if klass.__module__ != home:
             parts.append((klass.__module__, klass.__qualname__))
             continue
         for name, value in sorted(vars(klass).items()):

@@ -160,6 +160,56 @@ def test_a_class_of_the_script_edited_between_runs_reuses_nothing(tmp_path, edit
     np.testing.assert_allclose(edited, 1 - np.array(first))
 
 
+USER_MODULE = """
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+
+
+class Thresholded(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        self.lr_ = LogisticRegression(C=self.C).fit(X, y)
+        self.classes_ = self.lr_.classes_
+        return self
+
+    def predict(self, X):
+        return {predict}
+"""
+
+USES_THE_MODULE = """
+import sys
+
+from sklearn.datasets import make_classification
+
+sys.path.insert(0, sys.argv[2])
+from usermodels import Thresholded  # noqa: E402
+
+from dklearn.model_selection import GridSearchCV  # noqa: E402
+
+X, y = make_classification(n_samples=90, n_features=5, random_state=0)
+search = GridSearchCV(Thresholded(), {"C": [0.1, 1.0]}, cv=3, checkpoint=sys.argv[1],
+                      refit=False).fit(X, y)
+print(list(search.cv_results_["mean_test_score"]))
+"""
+
+
+def test_a_class_of_the_users_own_module_edited_between_runs_reuses_nothing(tmp_path):
+    path = str(tmp_path / "search.sqlite")
+
+    def run(predict):
+        (tmp_path / "usermodels.py").write_text(USER_MODULE.format(predict=predict))
+        out = subprocess.run([sys.executable, "-c", USES_THE_MODULE, path, str(tmp_path)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return np.array(eval(out.stdout.strip().splitlines()[-1], {"np": np}))
+
+    first = run("self.lr_.predict(X)")
+    np.testing.assert_allclose(run("1 - self.lr_.predict(X)"), 1 - first)
+
+
 def test_checkpoint_holds_plain_json(tmp_path):
     path = tmp_path / "search.sqlite"
     _search(checkpoint=path, error_score=np.nan).fit(X, y)
