@@ -9,6 +9,7 @@ the public API, so a scikit-learn release that moves one breaks this module
 only.  ``tests/test_compat.py`` runs every fallback against the real helper.
 """
 
+import copy
 import numbers
 import warnings
 from traceback import format_exc
@@ -834,8 +835,6 @@ def fit_splits_in_turn(estimator, X, y, args):
     fit leaves behind (``warm_start``, a RandomState it draws from) carries
     over to the next; returns the mean of its test scores.
     """
-    import copy
-
     from ._tasks import own_objects
 
     splits, scorer, fit_params, score_params = args.value

@@ -196,6 +196,7 @@ class _SharedWorkFit(_BaseSearchCV):
 for _function in (_SharedWorkFit.fit, getattr(_SharedWorkFit.fit, "__wrapped__", None)):
     if _function is not None:
         _function.__qualname__ = "BaseSearchCV.fit"
+del _function
 
 
 def _dklearn_class(sk_class, doc_name):

@@ -12,8 +12,8 @@ fold's chain of ``partial_fit`` calls, as a task; ``permutation_test_score``
 runs each permutation as a task, its fits in turn on one copy of the
 estimator as scikit-learn's loop does (a ``warm_start``, or a RandomState
 the estimator draws from, carries over from fold to fold; nothing is shared
-between permutations, since any step may read y).  The records come back in scikit-learn's
-order and are assembled as scikit-learn assembles them.
+between permutations, since any step may read y).  The records come back
+in scikit-learn's order and are assembled as scikit-learn assembles them.
 
 Two of scikit-learn's private per-fold helpers are task bodies here, used
 as they are for exact results (``_compat``): ``_fit_and_predict`` (which

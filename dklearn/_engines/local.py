@@ -6,11 +6,11 @@ each task, how many unfinished tasks it waits for.  A finished task makes
 its dependents ready; ready tasks start newest first (the final fits that
 read a prefix run soon after it, and its output is freed once its last
 reader is done), except in the calling thread alone ('sync'), where they
-start in scikit-learn's order of fits.  Each worker, thread or process, holds one task ahead of
-the one it runs: it starts the next the moment it is done, instead of
-waiting for this thread to wake up, which takes the GIL from busy threads
-(up to a switch interval, 5 ms, a task: as long as a small fit).  So up to
-2 x ``workers`` tasks are handed out at once.  The loop thread is the
+start in scikit-learn's order of fits, one at a time.  Each worker, thread
+or process, holds one task ahead of the one it runs: it starts the next the
+moment it is done, instead of waiting for this thread to wake up, which
+takes the GIL from busy threads (up to a switch interval, 5 ms, a task: as
+long as a small fit).  So up to 2 x ``workers`` tasks are handed out at once.  The loop thread is the
 caller's; it sleeps until a task ends, a worker process speaks, the cost
 model or a time limit wants a look, or ``threads.WAKE_SECONDS`` pass (so
 that a Ctrl-C is seen).
@@ -131,7 +131,7 @@ class _Loop:
         self.router.warm_workers(warm_count(self.blas))
         if zygote_ready():
             self.router.zygote_started(None)
-        self.places = {"here": Here(self.inbox, self.blas, alone=self._threads_idle)}
+        self.places = {"here": Here(self.inbox, self.blas, alone=self._may_catch_warnings)}
 
     # -- the graph ---------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class _Loop:
                 break  # what came meanwhile (a worker ready, a task done) is seen first
         self.ready.extend(reversed(skipped))
 
-    def _threads_idle(self):
+    def _may_catch_warnings(self):
         """Whether a task here may run under catch_warnings, as scikit-learn's loop runs
         each fit (from 1.7): only while no worker thread runs a task (see ``Here``)."""
         threads = self.places.get("threads")

@@ -90,7 +90,7 @@ class Here:
 
     name = "here"
 
-    def __init__(self, inbox, blas, alone=lambda: True):
+    def __init__(self, inbox, blas, alone):
         self.inbox, self.blas = inbox, blas
         self.openmp = None
         # While no worker thread runs a task (``alone()``), a task here runs under
