@@ -151,8 +151,9 @@ def _describe(obj):
     if isinstance(obj, (list, tuple)):
         return (type(obj).__name__, tuple(_describe(v) for v in obj))
     if isinstance(obj, dict):
-        return ("dict", tuple((_describe(k), _describe(v))
-                              for k, v in sorted(obj.items(), key=lambda kv: repr(kv[0]))))
+        # In its order: a dict's order is part of it (a function it is passed to may
+        # iterate it), and clone keeps it.
+        return ("dict", tuple((_describe(k), _describe(v)) for k, v in obj.items()))
     if type(obj) in _PLAIN:
         return obj
     return ("\0leaf", _leaf_token(obj))
@@ -532,7 +533,9 @@ class Planner:
                 for _, sub in split[0]:
                     flow = self._transformer(sub, flow, {}, fold)
                 return flow
-            if not _compat.has_pandas_output(step):
+            # A branch that writes into the input its union shares with the other
+            # branches: they read what it wrote, as in scikit-learn, only whole.
+            if not _compat.has_pandas_output(step) and not _writes_in_place(step):
                 if type(step) is FeatureUnion and not step.verbose and self._passes(step):
                     return self._union(step, flow, fold)
                 if _is_column_transformer(step) and flow.raw and self._passes(step):
@@ -683,12 +686,14 @@ def _unflatten(flat):
 
 
 def _writes_in_place(step):
-    """Whether a step asks to write into its input (scikit-learn's ``copy=False``)."""
+    """Whether a step, or an estimator inside it, asks to write into its input
+    (scikit-learn's ``copy=False``)."""
     try:
-        params = step.get_params(deep=False)
+        params = step.get_params(deep=True)
     except Exception:  # noqa: BLE001 - 'passthrough', None, a non-estimator
         return False
-    return any(params.get(name) is False for name in ("copy", "copy_X", "copy_x"))
+    return any(value is False and name.rpartition("__")[2] in ("copy", "copy_X", "copy_x")
+               for name, value in params.items())
 
 
 def _split_pipeline(estimator, final=True):
