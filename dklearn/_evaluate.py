@@ -109,12 +109,15 @@ class Evaluation:
         template = clone(estimator)
         n_candidates, n_splits = len(candidate_params), len(splits)
         for cand, params in enumerate(candidate_params):
-            candidate = with_params(template, _compat.clone_params(params))
+            # None: the estimator as it is, without set_params (scikit-learn's
+            # cross-validation functions; its set_params may do more than set).
+            candidate = (template if params is None
+                         else with_params(template, _compat.clone_params(params)))
             for fold in range(n_splits):
                 # For verbose output and callbacks only: 50,000 tasks hold 6 MB of them.
                 tag = None
                 if settings.verbose > 1 or contexts is not None:
-                    tag = (params, fold, n_splits if settings.split_progress else None,
+                    tag = (params or {}, fold, n_splits if settings.split_progress else None,
                            cand, n_candidates)
                 callback = None
                 if contexts is not None:

@@ -25,24 +25,30 @@ What flows between tasks
 
 What a task may touch
 ---------------------
-Nothing it reads.  Estimators are cloned before they are fitted.  A fold
-slice made for one task is that task's own, and may be written in place by
-the estimator, as in scikit-learn.  An intermediate result that other tasks
-read (a transformed fold) is handed on as read-only views: a step that
-writes into its input in place (``StandardScaler(copy=False)``,
-``Ridge(copy_X=False)``) fails on them with NumPy's "read-only" error, and
-is then fitted again on a private copy, so that it gives scikit-learn's
+Nothing it reads.  An estimator is copied before it is fitted: the very
+object scikit-learn would fit (``clone(base).set_params(**params)``, with
+whatever its ``set_params`` did), not a clone of it.  A fold slice made for
+one task is that task's own, and may be written in place by the estimator,
+as in scikit-learn.  An intermediate result that other tasks read (a
+transformed fold) is shared: each reader gets its own read-only views of
+its arrays, its own shallow copy of a DataFrame or a list (a column added,
+an item replaced, stays its own).  A step that writes into its input in
+place (``StandardScaler(copy=False)``, ``Ridge(copy_X=False)``, a
+``predict`` that clips its input) fails on a view with NumPy's "read-only"
+error, and runs again on a private copy, so that it gives scikit-learn's
 result at no cost to the steps that do not write.  A fitted step is used
 inside the task that fitted it only (it transforms the test rows there), so
 no other task can see it change.
 """
 
+import contextlib
 import copy
+import sys
 import threading
 import time
 from traceback import format_exc
 
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 
 from . import _compat
 
@@ -159,15 +165,31 @@ class Fold:
     failed score, not a failed fit.
     """
 
-    __slots__ = ("X", "y", "test", "test_y", "again", "fit_time", "test_time")
+    __slots__ = ("X", "y", "test", "test_y", "again", "fit_time", "test_time", "shared")
 
-    def __init__(self, X, y, test, test_y, again, fit_time=0.0, test_time=0.0):
+    def __init__(self, X, y, test, test_y, again, fit_time=0.0, test_time=0.0, shared=False):
         self.X, self.y, self.test, self.test_y, self.again = X, y, test, test_y, again
         self.fit_time, self.test_time = fit_time, test_time
+        self.shared = shared  # the output of a task other tasks read too
 
     def __reduce__(self):
         return (Fold, (self.X, self.y, self.test, self.test_y, self.again,
-                       self.fit_time, self.test_time))
+                       self.fit_time, self.test_time, self.shared))
+
+    def own(self):
+        """This fold as one reader may use it: a shared fold's data in containers of the
+        reader's own (see ``handed``), the same object where it was the same."""
+        if not self.shared:
+            return self
+        made = {}
+
+        def one(X):
+            if id(X) not in made:
+                made[id(X)] = handed(X)
+            return made[id(X)]
+
+        return Fold(one(self.X), one(self.y), one(self.test), one(self.test_y),
+                    one(self.again), self.fit_time, self.test_time)
 
 
 class Failed:
@@ -262,7 +284,8 @@ def select_columns(fold, columns):
     key = columns.value
     pick = _compat.safe_indexing
     return Fold(pick(fold.X, key, axis=1), fold.y, _each(fold.test, pick, key),
-                fold.test_y, _each(fold.again, pick, key), fold.fit_time, fold.test_time)
+                fold.test_y, _each(fold.again, pick, key), fold.fit_time, fold.test_time,
+                fold.shared)
 
 
 def _each(X, func, key):
@@ -297,6 +320,20 @@ def shared(X):
     return X
 
 
+def handed(X):
+    """A reader's own handle on shared data: new read-only views of the same arrays,
+    a new shallow copy of a DataFrame or a list; anything else as it is."""
+    import numpy as np
+
+    if isinstance(X, np.ndarray) or all(hasattr(X, n) for n in ("data", "indices", "indptr")):
+        return shared(X)
+    if hasattr(X, "iloc") and hasattr(X, "copy"):
+        return X.copy(deep=False)
+    if type(X) is list:
+        return list(X)
+    return X
+
+
 def _read_only_view(array):
     view = array.view()
     view.flags.writeable = False
@@ -313,6 +350,21 @@ def private(X):
         except TypeError:  # pragma: no cover
             pass
     return copy.deepcopy(X)
+
+
+def fresh(estimator):
+    """A planned estimator's own copy, to fit: the very object scikit-learn fits
+    (``set_params`` may have done more than set attributes), unless its class
+    clones its own way (``__sklearn_clone__``) or it cannot be copied."""
+    if getattr(type(estimator), "__sklearn_clone__", _BASE_CLONE) is not _BASE_CLONE:
+        return clone(estimator)
+    try:
+        return copy.deepcopy(estimator)
+    except Exception:  # noqa: BLE001 - an attribute that does not copy (a lock, say)
+        return clone(estimator)
+
+
+_BASE_CLONE = BaseEstimator.__sklearn_clone__
 
 
 def _read_only(error):
@@ -345,11 +397,12 @@ def fit_transform(step, fold, params, raise_errors, again):
     """
     if isinstance(fold, Failed):
         return fold
+    fold = fold.own()
     params = own_objects(_value(params))
     fitted = []
 
     def fit(X, y):
-        estimator = clone(step.value)
+        estimator = fresh(step.value)
         if hasattr(estimator, "fit_transform"):
             Xt = estimator.fit_transform(X, y, **params.get("fit_transform", {}))
         else:  # what fit returns transforms, as in Pipeline (a fit returning None fails)
@@ -381,7 +434,8 @@ def fit_transform(step, fold, params, raise_errors, again):
         again = _transform(estimator, rows, raise_errors.value)
     else:
         again = None
-    return Fold(Xt, shared(fold.y), test, shared(fold.test_y), again, fit_time, test_time)
+    return Fold(Xt, shared(fold.y), test, shared(fold.test_y), again, fit_time, test_time,
+                shared=True)
 
 
 def _transform(estimator, X, raise_errors):
@@ -456,7 +510,7 @@ def _combine(folds, hstack, raise_errors):
                 raise
             sides[side] = Broken(error)
     return Fold(X, first.y, sides["test"], first.test_y, sides["again"], fit_time,
-                sum(f.test_time for f in folds))
+                sum(f.test_time for f in folds), shared=True)
 
 
 def _hstack(Xs):
@@ -532,7 +586,7 @@ def empty_union(fold):
         return None if X is None or isinstance(X, Broken) else np.zeros((_n_samples(X), 0))
 
     return Fold(empty(fold.X), fold.y, empty(fold.test), fold.test_y, empty(fold.again),
-                fold.fit_time, fold.test_time)
+                fold.fit_time, fold.test_time, fold.shared)
 
 
 # ---------------------------------------------------------------------------
@@ -576,13 +630,14 @@ def fit_and_score(final, inputs, label, callback=None):
     fitted = []
 
     def fit(X, y):
-        estimator = clone(final.value)
+        estimator = fresh(final.value)
         fitted.append(estimator)
         _fit(estimator, X, y, fit_params, callback)
 
     if isinstance(fold, Failed):
         result = failed_record(config, fold.error, fold.time, 0, fold.why)
     else:
+        fold = fold.own()
         start = time.time()
         try:
             _on_private_copy_if_read_only(fit, fold.X, fold.y)
@@ -618,7 +673,66 @@ def _score(estimator, X, y, config, params):
         # The fitted pipeline failed to transform these rows: its scoring
         # fails as scikit-learn's does, with the same warning or error.
         estimator = _Raising(estimator, X.error)
-    return _compat.score(estimator, X, y, config.scorer, params, config.error_score)
+    with _on_a_copy_if_it_writes(estimator, X):
+        return _compat.score(estimator, X, y, config.scorer, params, config.error_score)
+
+
+# What a scorer may call on the estimator with the rows it scores.
+_PREDICTIONS = ("predict", "predict_proba", "predict_log_proba", "decision_function",
+                "score", "score_samples", "transform")
+
+
+@contextlib.contextmanager
+def _on_a_copy_if_it_writes(estimator, X):
+    """While ``estimator`` is scored on shared rows (read-only views): a prediction
+    method that writes into them, and so fails, runs again on a private copy.
+
+    The scorer catches what the method raises, so the retry is put on the
+    method itself, as an attribute of the instance (its class and type stay
+    what any scorer checks), removed once scored.
+    """
+    own = getattr(estimator, "__dict__", None)
+    patched, depth = [], [0]
+    if own is not None and _read_only_data(X):
+        for name in _PREDICTIONS:
+            if name in own:
+                continue
+            try:
+                method = getattr(estimator, name)
+            except AttributeError:  # not offered (``available_if``), or none
+                continue
+            own[name] = _retrying(method, name, depth)
+            patched.append(name)
+    try:
+        yield
+    finally:
+        for name in patched:
+            own.pop(name, None)
+
+
+def _retrying(method, name, depth):
+    def call(X, *args, **kwargs):
+        if depth[0]:  # called by another of them (score calls predict): it retries whole
+            return method(X, *args, **kwargs)
+        depth[0] += 1
+        try:
+            try:
+                return method(X, *args, **kwargs)
+            except Exception as error:
+                if not _read_only(error):
+                    raise
+            return method(private(X), *args, **kwargs)
+        finally:
+            depth[0] -= 1
+
+    call.__name__ = name  # scikit-learn's scorers look a method up again by its name
+    return call
+
+
+def _read_only_data(X):
+    data = getattr(X, "data", X) if hasattr(X, "indptr") else X
+    flags = getattr(data, "flags", None)
+    return flags is not None and hasattr(flags, "writeable") and not flags.writeable
 
 
 class _Raising:
@@ -688,7 +802,7 @@ def _print_start(label):
     msg = ", ".join(f"{k}={params[k]}" for k in sorted(params))
     progress = "" if n_splits is None else f" {split + 1}/{n_splits}; {cand + 1}/{n_cands}"
     start = f"[CV{progress}] START {msg}"
-    print(f"{start}{(80 - len(start)) * '.'}")
+    _say(f"{start}{(80 - len(start)) * '.'}")
 
 
 def _print_end(label, result, config):
@@ -717,7 +831,13 @@ def _print_end(label, result, config):
     total = result["fit_time"] + result["score_time"]
     msg += f" total time={_short_time(total)}"
     head = f"[CV{progress}] END "
-    print(head + "." * (80 - len(head) - len(msg)) + msg)
+    _say(head + "." * (80 - len(head) - len(msg)) + msg)
+
+
+def _say(line):
+    # One write, not print's two (the text, then the newline): lines printed by
+    # fits running at once on threads stay whole.
+    sys.stdout.write(line + "\n")
 
 
 def _short_time(t):

@@ -64,7 +64,7 @@ def cross_validate(estimator, X, y=None, *, groups=None, scoring=None, cv=None, 
         return_estimator=return_estimator, fit_params=routed.estimator.fit,
         score_params=routed.scorer.score,
     )
-    results = Evaluation(X, y, settings).evaluate(estimator, [{}], splits)
+    results = Evaluation(X, y, settings).evaluate(estimator, [None], splits)
     _compat.warn_or_raise_about_fit_failures(results, error_score)
     if callable(scoring):
         _compat.insert_error_scores(results, error_score)
@@ -181,7 +181,7 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
         if shuffle:  # every fold's shuffle first, as scikit-learn lists the fits
             splits = [(rng.permutation(train), test) for train, test in splits]
         fits = [(train[:n], test) for train, test in splits for n in sizes]
-        records = Evaluation(X, y, settings).evaluate(estimator, [{}], fits)
+        records = Evaluation(X, y, settings).evaluate(estimator, [None], fits)
         _compat.warn_or_raise_about_fit_failures(records, error_score)
         results = _compat.aggregate_score_dicts(records)
         out = [results["train_scores"].reshape(-1, n_ticks).T,

@@ -312,6 +312,31 @@ def test_cross_validation_functions_print_what_sklearn_prints(name, verbose):
     assert sorted(got) == sorted(expected)  # in the engine's order (validation_curve's differs)
 
 
+def test_a_verbose_line_is_written_whole_so_that_fits_on_threads_cannot_split_it():
+    # print writes a line, then its newline: two fits ending at once on threads
+    # printed "...END ...[CV 2/4] END ..." and an empty line.
+    import contextlib
+    import io
+
+    class Writes(io.StringIO):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def write(self, text):
+            self.calls.append(text)
+            return super().write(text)
+
+    out = Writes()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dkm.GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=3, verbose=10,
+                         scheduler="sync").fit(X, y)
+    lines = [call for call in out.calls if "[CV" in call]
+    assert len(lines) == 12  # a START and an END line per fit
+    assert all(call.endswith("\n") and call.count("\n") == 1 for call in lines)
+
+
 def test_permutation_test_score_draws_in_sklearns_order_from_a_shared_random_state():
     from sklearn.model_selection import KFold
 

@@ -32,6 +32,7 @@ def run_script(name, *args, timeout=280):
     "user_objects.py",      # estimator, transformer, scorers, CV splitter; lambdas, closures
     "pipeline_subclass.py",  # a Pipeline subclass that changes how steps apply: run whole
     "in_place.py",          # copy=False steps after a shared step, and first
+    "shared_writes.py",     # frames, lists, arrays written by a reader of a shared step
     "frozen.py",            # FrozenEstimator grid values: equal parameters, other state
     "column_callable.py",   # a column selector that depends on the fold's rows
     "main_classes.py",      # a search leaves __main__ classes as they are; made-in-a-function classes
