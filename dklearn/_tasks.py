@@ -354,14 +354,41 @@ def private(X):
 
 def fresh(estimator):
     """A planned estimator's own copy, to fit: the very object scikit-learn fits
-    (``set_params`` may have done more than set attributes), unless its class
-    clones its own way (``__sklearn_clone__``) or it cannot be copied."""
-    if getattr(type(estimator), "__sklearn_clone__", _BASE_CLONE) is not _BASE_CLONE:
+    (``set_params`` may have done more than set attributes), copied as
+    ``clone`` would copy it where a class clones its own way
+    (``__sklearn_clone__``: a FrozenEstimator step stays the one object)."""
+    if _clones_its_own_way(estimator):
         return clone(estimator)
+    memo = {}
+    _cloned_own_way(vars(estimator) if hasattr(estimator, "__dict__") else (), memo, set())
     try:
-        return copy.deepcopy(estimator)
+        return copy.deepcopy(estimator, memo)
     except Exception:  # noqa: BLE001 - an attribute that does not copy (a lock, say)
         return clone(estimator)
+
+
+def _clones_its_own_way(obj):
+    own = getattr(type(obj), "__sklearn_clone__", None)
+    return own is not None and own is not _BASE_CLONE
+
+
+def _cloned_own_way(value, memo, seen):
+    """Into ``memo`` (deepcopy's), clone's copy of each estimator inside ``value`` whose
+    class clones its own way; a walk of attributes, cheaper than get_params."""
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _cloned_own_way(item, memo, seen)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _cloned_own_way(item, memo, seen)
+    elif hasattr(value, "get_params") and not isinstance(value, type):
+        if _clones_its_own_way(value):
+            memo[id(value)] = clone(value)
+        elif hasattr(value, "__dict__"):
+            _cloned_own_way(vars(value), memo, seen)
 
 
 _BASE_CLONE = BaseEstimator.__sklearn_clone__
