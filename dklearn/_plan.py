@@ -449,9 +449,9 @@ class Planner:
         # engine sends them to each worker once.
         data_key = f"fitparams-{estimator_token(params)}"
         self.graph.setdefault(data_key, Const(params))
-        key = f"params-{combine(data_key, rows)}"
-        self.graph.setdefault(key, (_tasks.fold_params, self.spec.X_key, data_key, rows))
-        return key
+        # Sliced inside each task that reads them, as scikit-learn slices them for
+        # each fit: a fit or a metric may write into its sample_weight.
+        return (_tasks.fold_params, self.spec.X_key, data_key, rows)
 
     # -- final step -----------------------------------------------------------
 
@@ -564,10 +564,7 @@ class Planner:
         for method, values in params.items():
             for k, v in values.items():
                 merged[f"{method}\0{k}"] = v
-        key = self._sliced_params(merged, fold, "train")
-        nested_key = f"stepparams-{key}"
-        self.graph.setdefault(nested_key, (_unflatten, key))
-        return nested_key
+        return (_unflatten, self._sliced_params(merged, fold, "train"))
 
     def _union(self, union, flow, fold):
         kept = [

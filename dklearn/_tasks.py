@@ -183,13 +183,15 @@ class Fold:
             return self
         made = {}
 
-        def one(X):
+        def one(X, make=handed):
             if id(X) not in made:
-                made[id(X)] = handed(X)
+                made[id(X)] = make(X)
             return made[id(X)]
 
-        return Fold(one(self.X), one(self.y), one(self.test), one(self.test_y),
-                    one(self.again), self.fit_time, self.test_time)
+        # The targets are small, and scikit-learn's are each fit's own slices, which
+        # a fit or a metric may write into: copies.
+        return Fold(one(self.X), one(self.y, private), one(self.test),
+                    one(self.test_y, private), one(self.again), self.fit_time, self.test_time)
 
 
 class Failed:

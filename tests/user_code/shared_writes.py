@@ -9,6 +9,7 @@ never another candidate's changes.
 - ``copy=False`` inside a FeatureUnion, a ColumnTransformer or a nested
   Pipeline, whose writes scikit-learn's later branches and training scores read;
 - a dict parameter whose order matters to the function it is passed to;
+- a fit that doubles its ``sample_weight``, a metric that rewrites ``y_true``;
 - an estimator whose ``set_params`` or ``__init__`` does more than store values.
 """
 
@@ -21,6 +22,7 @@ from sklearn.datasets import make_classification
 from sklearn.decomposition import PCA
 from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
@@ -95,6 +97,28 @@ class ClipsInPredict(ClassifierMixin, BaseEstimator):
         return float((self.predict(X) == y).mean()) + float(X.sum()) * 1e-6
 
 
+class DoublesItsWeights(ClassifierMixin, BaseEstimator):
+    def __init__(self, k=1):
+        self.k = k
+
+    def fit(self, X, y, sample_weight=None):
+        sample_weight *= 2  # scikit-learn hands each fit its own slice
+        self.total_ = float(sample_weight.sum())
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+    def score(self, X, y):
+        return self.total_
+
+
+def sign_accuracy(y_true, y_pred):
+    y_true[y_true == 0] = -1  # a metric that writes into the labels it is given
+    return float((np.where(y_pred == 0, -1, 1) == y_true).mean())
+
+
 def first_named(X, **columns):
     return X[:, list(columns.values())[:1]]
 
@@ -160,6 +184,15 @@ if __name__ == "__main__":
                     estimator=Pipeline([("pick", FunctionTransformer(first_named)),
                                         ("clf", LogisticRegression())]),
                     param_grid={"pick__kw_args": [{"a": 0, "b": 3}, {"b": 3, "a": 0}]}, cv=3)
+
+    same_as_sklearn("GridSearchCV", X, y, estimator=DoublesItsWeights(),
+                    param_grid={"k": [1, 2, 3]}, cv=3, refit=False,  # a refit doubles them
+                    fit_params={"sample_weight": np.ones(len(y))})
+    same_as_sklearn("GridSearchCV", X, y,
+                    estimator=Pipeline([("scale", StandardScaler()),
+                                        ("clf", LogisticRegression())]),
+                    param_grid={"clf__C": [0.1, 1.0]}, cv=3,
+                    scoring=make_scorer(sign_accuracy))
 
     same_as_sklearn("GridSearchCV", X, y, estimator=SetParamsDoesMore(),
                     param_grid={"k": [1, 2, 3]}, cv=3)
