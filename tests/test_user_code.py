@@ -55,3 +55,26 @@ def test_third_party_estimators_and_inputs():
             continue
         pytest.importorskip(name)  # installed, yet the script did not run it: a failure
         raise AssertionError(f"{name} is installed but the script did not run it")
+
+
+@pytest.mark.parametrize("case", ["error", "module", "repeat"])
+def test_warnings_of_fits_in_worker_processes_follow_the_users_filters_as_in_sklearn(case):
+    # The fits run in dklearn's worker processes; scikit-learn's run in its loop.
+    # What the user sees is compared: the scores, how often each warning shows,
+    # the failed-fit summaries (grouped by traceback text), and the frames of
+    # the script's own class in those tracebacks (its file, not "<dynamic-code>").
+    def seen(library):
+        out = subprocess.run(
+            [sys.executable, os.path.join(SCRIPTS, "warnings_in_processes.py"), library, case],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": ROOT}, capture_output=True, text=True,
+            timeout=280)
+        assert out.returncode == 0, out.stderr[-3000:]
+        lines = (out.stdout + out.stderr).splitlines()
+        kept = [line.strip() for line in lines
+                if "UserWarning: fitting" in line or "fits failed" in line
+                or "warnings_in_processes.py" in line or line.startswith("[")]
+        return sorted(kept)
+
+    expected = seen("sklearn")
+    assert any("warnings_in_processes.py" in line for line in expected)
+    assert seen("dklearn") == expected

@@ -137,8 +137,13 @@ class _Said:
     A task running in a thread of the caller prints to the caller's
     ``sys.stdout`` and warns through its warning filters (scikit-learn's
     verbose lines, a ConvergenceWarning); one running here does the same,
-    through its parent.
+    through its parent.  It runs under the parent's filters, as scikit-learn
+    runs each fit in its workers (from 1.7): an "error" filter makes the fit
+    fail, "ignore" drops the warning, and a warning shows once per fit.
     """
+
+    def __init__(self, filters):
+        self.filters = filters
 
     def __enter__(self):
         import io
@@ -150,7 +155,7 @@ class _Said:
         self.redirect.__enter__()
         self.catch = warnings.catch_warnings(record=True)
         self.caught = self.catch.__enter__()
-        warnings.simplefilter("always")  # the parent's filters decide what shows
+        warnings.filters[:] = self.filters
         return self
 
     def __exit__(self, *exc):
@@ -199,7 +204,7 @@ def serve(conn, idle):
         if deadline is not None:  # the kernel ends this process then, GIL or not
             signal.setitimer(signal.ITIMER_REAL, max(deadline, 1e-3))
         try:
-            folder, wanted_config, task, data = cloudpickle.loads(payload)
+            folder, wanted_config, filters, task, data = cloudpickle.loads(payload)
             data = constants.resolve(folder, data)
             if wanted_config != config:
                 import sklearn
@@ -211,7 +216,7 @@ def serve(conn, idle):
             _send(conn, ("unloadable", job, format_exc()))
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        with _Said() as said:
+        with _Said(filters) as said:
             try:
                 value = _tasks.execute(task, data)
             except BaseException as error:  # noqa: BLE001 - the parent raises it

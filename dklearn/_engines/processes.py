@@ -29,7 +29,9 @@ leave when this process exits, however it exits.
 
 import atexit
 import collections
+import io
 import itertools
+import marshal
 import os
 import pickle
 import shutil
@@ -40,11 +42,13 @@ import sys
 import tempfile
 import threading
 import time
+import types
+import warnings
 from multiprocessing.connection import Connection
 
 import cloudpickle
 
-from .. import _tasks
+from .. import _compat, _tasks
 from ._worker import Stored
 
 # As joblib's loky workers: a notebook's next search finds them warm.
@@ -234,15 +238,35 @@ def _shut_down():
         zygote.close()
 
 
-def _repeat(said):
-    """Print and warn here what a task printed and warned in its worker process."""
-    import warnings
+def _filters():
+    """The warning filters a task runs under in a worker process: the caller's.
 
+    From scikit-learn 1.7 its loop runs each fit under them, in a
+    ``catch_warnings``: a warning shows once per fit, and so it does from a
+    worker.  Before, its loop showed a repeated warning once per place for
+    the whole search: workers then show every warning the filters do not
+    drop or raise, and this process keeps the registry (``_repeat``).
+    """
+    if _compat.EACH_FIT_CATCHES_WARNINGS:
+        return list(warnings.filters)
+    once = ("default", "module", "once")
+    return [("always", *f[1:]) if f[0] in once else f for f in warnings.filters] + [
+        ("always", None, Warning, None, 0)]
+
+
+_REGISTRIES = {}  # file -> what has shown from it (before scikit-learn 1.7, see _filters)
+
+
+def _repeat(said):
+    """Print and warn here what a task printed and warned in its worker process (what
+    the caller's filters, which it ran under, let show: they let it show here too)."""
     text, warned = cloudpickle.loads(said)
     if text:
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
-        warnings.warn_explicit(message, category, filename, lineno)
+        registry = (None if _compat.EACH_FIT_CATCHES_WARNINGS
+                    else _REGISTRIES.setdefault(filename, {}))
+        warnings.warn_explicit(message, category, filename, lineno, registry=registry)
 
 
 class Store:
@@ -298,7 +322,25 @@ def _remove_folders_of_dead_processes():
             pass
 
 
-class _StorePickler(cloudpickle.Pickler):
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle, with the code of functions it sends by value (the user's classes,
+    lambdas) whole: cloudpickle names its file "<dynamic-code>", and the
+    tracebacks and warnings of a fit in a worker process would then differ
+    from the same fit's here (scikit-learn groups failed fits by their text)."""
+
+    def reducer_override(self, obj):
+        if type(obj) is types.CodeType:
+            return marshal.loads, (marshal.dumps(obj),)  # one interpreter on both sides
+        return super().reducer_override(obj)
+
+
+def _dumps(value):
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
+
+
+class _StorePickler(_Pickler):
     """cloudpickle, with large NumPy arrays written beside as .npy files."""
 
     def __init__(self, file, folder, count):
@@ -322,6 +364,7 @@ class Processes:
 
     def __init__(self, workers, blas, config, is_constant):
         self.n, self.blas, self.config = workers, blas, config
+        self.filters = _filters()
         self.is_constant = is_constant
         self.workers = []
         self.zygote = None
@@ -387,8 +430,7 @@ class Processes:
         try:
             data = {k: self.store.put(k, v) if self.is_constant(k) else v
                     for k, v in inputs.items()}
-            payload = cloudpickle.dumps((self.store.folder, self.config, task, data),
-                                        protocol=pickle.HIGHEST_PROTOCOL)
+            payload = _dumps((self.store.folder, self.config, self.filters, task, data))
         except Exception as error:  # noqa: BLE001 - e.g. an estimator holding a lock
             raise TaskNotSendable(
                 f"The task {job.key!r} cannot be pickled for a worker process "
