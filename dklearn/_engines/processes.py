@@ -48,7 +48,7 @@ from multiprocessing.connection import Connection
 
 import cloudpickle
 
-from .. import _compat, _tasks
+from .. import _tasks
 from ._worker import Stored
 
 # As joblib's loky workers: a notebook's next search finds them warm.
@@ -238,25 +238,6 @@ def _shut_down():
         zygote.close()
 
 
-def _filters():
-    """The warning filters a task runs under in a worker process: the caller's.
-
-    From scikit-learn 1.7 its loop runs each fit under them, in a
-    ``catch_warnings``: a warning shows once per fit, and so it does from a
-    worker.  Before, its loop showed a repeated warning once per place for
-    the whole search: workers then show every warning the filters do not
-    drop or raise, and this process keeps the registry (``_repeat``).
-    """
-    if _compat.EACH_FIT_CATCHES_WARNINGS:
-        return list(warnings.filters)
-    once = ("default", "module", "once")
-    return [("always", *f[1:]) if f[0] in once else f for f in warnings.filters] + [
-        ("always", None, Warning, None, 0)]
-
-
-_REGISTRIES = {}  # file -> what has shown from it (before scikit-learn 1.7, see _filters)
-
-
 def _repeat(said):
     """Print and warn here what a task printed and warned in its worker process (what
     the caller's filters, which it ran under, let show: they let it show here too)."""
@@ -264,9 +245,7 @@ def _repeat(said):
     if text:
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
-        registry = (None if _compat.EACH_FIT_CATCHES_WARNINGS
-                    else _REGISTRIES.setdefault(filename, {}))
-        warnings.warn_explicit(message, category, filename, lineno, registry=registry)
+        warnings.warn_explicit(message, category, filename, lineno)
 
 
 class Store:
@@ -364,7 +343,9 @@ class Processes:
 
     def __init__(self, workers, blas, config, is_constant):
         self.n, self.blas, self.config = workers, blas, config
-        self.filters = _filters()
+        # Each task runs under the caller's warning filters, as scikit-learn (from
+        # 1.7) runs each fit in its workers: a warning shows once per fit.
+        self.filters = list(warnings.filters)
         self.is_constant = is_constant
         self.workers = []
         self.zygote = None
