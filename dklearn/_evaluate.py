@@ -133,7 +133,7 @@ class Evaluation:
             if settings.error_score == "raise":
                 raise error
             index = keys.index(key) % (len(candidate_params) * n_splits)  # rare: a scan
-            params, fold = candidate_params[index // n_splits], index % n_splits
+            params, fold = candidate_params[index // n_splits] or {}, index % n_splits
             if isinstance(error, TimeoutError):
                 happened = f"ran longer than fit_timeout={settings.fit_timeout} s"
             else:

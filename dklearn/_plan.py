@@ -533,9 +533,7 @@ class Planner:
                 for _, sub in split[0]:
                     flow = self._transformer(sub, flow, {}, fold)
                 return flow
-            # A branch that writes into the input its union shares with the other
-            # branches: they read what it wrote, as in scikit-learn, only whole.
-            if not _compat.has_pandas_output(step) and not _writes_in_place(step):
+            if not _compat.has_pandas_output(step) and self._splits_union(step):
                 if type(step) is FeatureUnion and not step.verbose and self._passes(step):
                     return self._union(step, flow, fold)
                 if _is_column_transformer(step) and flow.raw and self._passes(step):
@@ -543,6 +541,13 @@ class Planner:
                     if branches is not None:
                         return self._columns(step, branches, flow, fold)
         return self._leaf(step, flow, params, fold)
+
+    def _splits_union(self, step):
+        """Whether a union's branches may be shared steps: not if one writes into the
+        input they all read (they read what it wrote, in scikit-learn)."""
+        if not (type(step) is FeatureUnion or _is_column_transformer(step)):
+            return False
+        return not self._cached(("writes", id(step)), _writes_in_place, step)
 
     def _leaf(self, step, flow, params, fold):
         name = type(step).__name__

@@ -323,17 +323,9 @@ def shared(X):
 
 
 def handed(X):
-    """A reader's own handle on shared data: new read-only views of the same arrays,
-    a new shallow copy of a DataFrame or a list; anything else as it is."""
-    import numpy as np
-
-    if isinstance(X, np.ndarray) or all(hasattr(X, n) for n in ("data", "indices", "indptr")):
-        return shared(X)
-    if hasattr(X, "iloc") and hasattr(X, "copy"):
-        return X.copy(deep=False)
-    if type(X) is list:
-        return list(X)
-    return X
+    """A reader's own handle on shared data: what ``shared`` makes (new views, a new
+    shallow copy of a DataFrame), and a new list, whose items a reader may replace."""
+    return list(X) if type(X) is list else shared(X)
 
 
 def _read_only_view(array):
