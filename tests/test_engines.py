@@ -588,6 +588,37 @@ def test_two_searches_starting_worker_processes_at_once_both_finish():
     assert "both finished, 4 times" in out, out
 
 
+SEEN = []  # the C of each fit, in the order they were made (fits copy their params)
+
+
+class OrderRecorder(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=0):
+        self.C = C
+
+    def fit(self, X, y):
+        SEEN.append(self.C)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_the_first_tasks_the_cost_model_times_are_a_sample_not_the_grids_first_candidates():
+    # A grid often orders its candidates by cost (C, a bandwidth, a depth
+    # rising): timing its first candidates would misjudge the kind.
+    seen = SEEN
+    seen.clear()
+    GridSearchCV(OrderRecorder(), {"C": list(range(20))}, cv=2, refit=False).fit(X, y)
+    assert sorted(seen) == sorted(list(range(20)) * 2)
+    assert max(seen[:4]) >= 5, seen[:4]  # in grid order: 0, 0, 1, 1
+    # 'sync' keeps scikit-learn's order of fits.
+    seen.clear()
+    GridSearchCV(OrderRecorder(), {"C": list(range(20))}, cv=2, refit=False,
+                 scheduler="sync").fit(X, y)
+    assert seen == [c for c in range(20) for _ in range(2)]
+
+
 @needs_two_cores
 def test_one_slow_first_call_does_not_send_small_fits_to_processes():
     # A class's first calls pay imports and set-up, in whichever fit makes

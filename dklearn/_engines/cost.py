@@ -22,10 +22,13 @@ m is what sending a task and its result costs this thread (twice its
 measured pickling time, plus its result's bytes at the measured seconds a
 byte), which also bounds the rate at which this one thread can feed them.
 
-A kind first runs one task at a time on a thread (the probe), measuring a,
-and whether N threads could run at once: while the probe's task runs alone
-on the threads, the loop wakes once a switch interval, and a wake-up that
-is ``LATE_SWITCHES`` of an interval late waited for the GIL.  The share g
+A kind first runs one task at a time on a thread (the probe), measuring a
+(the median of its tasks past the first, whose calls may pay the class's
+imports; tasks start in random order, so they are a sample of the kind,
+not a grid's cheapest or dearest corner), and whether N threads could run
+at once: while the probe's task runs alone on the threads, the loop wakes
+once a switch interval, and a wake-up that is ``LATE_SWITCHES`` of an
+interval late waited for the GIL.  The share g
 of late looks is the share of its time a task holds the GIL; N threads
 want it N * g of the time.  The probe decides as soon as it can:
 
@@ -58,6 +61,7 @@ process; once a task killed a worker process, everything runs in processes.
 """
 
 import random
+import statistics
 import sys
 import time
 
@@ -112,15 +116,14 @@ class _Stat:
 
 
 class _Kind:
-    __slots__ = ("left", "out", "place", "came_from", "pinned", "probing", "probe", "alone",
-                 "first", "looks", "held", "probe_until", "wall", "cpu", "lost", "here",
+    __slots__ = ("left", "out", "place", "came_from", "pinned", "probing", "probe", "first", "looks", "held", "probe_until", "wall", "cpu", "lost", "here",
                  "fresh", "pickling", "nbytes")
 
     def __init__(self, left, known):
         self.left, self.out = left, 0  # tasks not started, and handed out
         self.place, self.came_from, self.pinned = known or "threads", None, None
         self.probing = known is None
-        self.probe, self.alone, self.first = _Stat(), float("inf"), 0.0  # the probe's tasks
+        self.probe = []  # the probe's tasks' times
         self.looks = self.held = 0
         self.probe_until = float("inf")  # when a probe without looks decides
         self.wall, self.cpu, self.lost = _Stat(), _Stat(), _Stat()  # on threads; lost: w - c
@@ -245,9 +248,7 @@ class Router:
         if nbytes is not None:
             state.nbytes.add(nbytes)
         if state.probing:
-            state.first = state.first or wall
-            state.probe.add(wall)
-            state.alone = min(state.alone, wall)
+            state.probe.append(wall)
             state.probe_until = float("inf")
             self._probe(kind, state, 0.0)
             return
@@ -270,7 +271,7 @@ class Router:
             state = self.kinds[kind]
             # A class's first task also pays its imports, holding the GIL: its
             # first sample says nothing of the others.
-            if state.probe.n or wall >= self.sample:
+            if state.probe or wall >= self.sample:
                 state.looks += 1
                 state.held += late > LATE_SWITCHES * self.tick_seconds
                 self._probe(kind, state, wall)
@@ -337,9 +338,12 @@ class Router:
     def _probe(self, kind, state, running):
         """Decide a probing kind, if what it measured can (``running``: seconds a task
         running now has run)."""
-        n, r, probed = self.workers, state.left, state.probe.n
-        # A running task's time so far bounds its own time from below only.
-        a = state.alone if probed else running
+        n, r, probed = self.workers, state.left, len(state.probe)
+        # A running task's time so far bounds its own time from below only.  The
+        # first calls of a class may pay its imports and set-up: past the first
+        # task, the median of the others (tasks start in random order, so they are
+        # a sample of the kind: see ``local``).
+        a = statistics.median_low(state.probe[1:] or state.probe) if probed else running
         if r * a * (1 - 1 / n) <= self.sample:
             if probed >= 2 or r == 0:  # the first call may have paid imports
                 self._decided(kind, state, "here", f"{r} tasks of {a:.4f} s could gain at "
@@ -348,9 +352,9 @@ class Router:
         share = (state.held + 1) / (state.looks + 2)  # one more look each way: never certain
         error = (share * (1 - share) / (state.looks + 2)) ** 0.5
         # Seconds probed, past the first task's first sample (see ``looked``).
-        seconds = (state.probe.total - state.first + running if probed
+        seconds = (sum(state.probe[1:]) + running if probed
                    else running - self.sample)
-        short = probed and state.alone < self.tick_seconds
+        short = probed and a < self.tick_seconds
         if not short and abs(share - 1 / n) <= 2 * error and seconds < self.sample:
             return  # not settled yet
         g = state.held / state.looks if state.looks else 0.0

@@ -5,8 +5,10 @@ fold), then the (candidate, fold) tasks that read them.  The loop keeps, for
 each task, how many unfinished tasks it waits for.  A finished task makes
 its dependents ready; ready tasks start newest first (the final fits that
 read a prefix run soon after it, and its output is freed once its last
-reader is done), except in the calling thread alone ('sync'), where they
-start in scikit-learn's order of fits, one at a time.  Each worker, thread
+reader is done), those made ready together in random order when the cost
+model places them (its first timings are then a sample of their kind),
+except in the calling thread alone ('sync'), where they start in
+scikit-learn's order of fits, one at a time.  Each worker, thread
 or process, holds one task ahead of the one it runs: it starts the next the
 moment it is done, instead of waiting for this thread to wake up, which
 takes the GIL from busy threads (up to a switch interval, 5 ms, a task: as
@@ -41,6 +43,7 @@ task where ``dask.local`` keeps several sets.
 import collections
 import heapq
 import itertools
+import random
 import time
 
 import joblib
@@ -170,8 +173,17 @@ class _Loop:
                     order[k] = i
                     stack.extend(self.deps[k])
         self.ready = _Ready(order, in_order=self.fixed == "here")
-        for key in sorted(ready, key=lambda k: -order[k]):  # the first asked for on top
-            self.ready.append(key)
+        if self.fixed is None:
+            # Tasks of a kind start in random order: the first ones the cost model
+            # times are a sample of the kind, where a grid's order (C or a bandwidth
+            # rising, candidate by candidate) would show it the cheapest or dearest.
+            shuffle = random.Random(0).shuffle  # its own generator: the caller's is theirs
+            shuffle(ready)
+            for readers in self.dependents.values():
+                shuffle(readers)
+        else:
+            ready.sort(key=lambda k: -order[k])  # the first asked for on top
+        self.ready.extend(ready)
 
     def is_constant(self, key):
         return key not in self.readers
