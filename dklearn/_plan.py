@@ -148,7 +148,7 @@ def _describe(obj):
             _ESTIMATOR, *ident,
             tuple((k, _describe(v)) for k, v in _shallow_params(obj)), settings,
         )
-    if isinstance(obj, (list, tuple)):
+    if type(obj) in (list, tuple):  # as clone: a subclass is a value of its own
         return (type(obj).__name__, tuple(_describe(v) for v in obj))
     if isinstance(obj, dict):
         # In its order: a dict's order is part of it (a function it is passed to may

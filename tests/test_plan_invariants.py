@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, ParameterGrid
@@ -130,3 +130,42 @@ def test_importing_dklearn_leaves_out_what_a_search_may_not_need():
             "print(sorted(m for m in ('sqlite3', 'sklearn.compose') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class _Registry(list):
+    """A list every clone appends itself to (scikit-learn's metadata-routing tests
+    use one): clone deep-copies a list subclass as a value, never walks it."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __copy__(self):
+        return self
+
+
+class _Registering(ClassifierMixin, BaseEstimator):
+    def __init__(self, registry=None, C=1.0):
+        self.registry, self.C = registry, C
+
+    def fit(self, X, y):
+        self.registry.append(self)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.where(X[:, 0] > 0, *self.classes_[:2])
+
+
+def test_a_parameter_that_holds_its_own_estimator_is_a_value_not_a_walk():
+    # The registry holds fitted estimators whose registry is itself: a cycle
+    # that walking list subclasses as lists followed for ever.
+    import sklearn.model_selection as sk
+
+    from dklearn import model_selection as dk
+
+    registry = _Registry()
+    est = _Registering(registry=registry)
+    first = sk.cross_val_score(est, X, y, cv=2)
+    np.testing.assert_array_equal(dk.cross_val_score(est, X, y, cv=2), first)
+    np.testing.assert_array_equal(dk.cross_val_score(est, X, y, cv=2), first)
+    assert estimator_token(est) == estimator_token(est)
