@@ -59,12 +59,13 @@ configure it alike.  The contracts read from scikit-learn's code:
   outputs are stacked, sparse if their density is below
   ``sparse_threshold`` on the training rows.  Only on the raw input: a
   ColumnTransformer after another step is one opaque step.
-- A step that writes into its input (``copy=False``) changes the training
-  rows when it is a pipeline's first step, and scikit-learn scores the
-  training score on the rows so changed, by every later step's writes too:
-  such a pipeline is fitted and scored whole.  Later steps write into
-  intermediate results, which scikit-learn recomputes to score: there, the
-  read-only sharing of ``_tasks`` is enough.
+- A step that asks to write into its input (``copy=False`` anywhere in a
+  pipeline) may change the training rows (the first step, or a later one
+  whose earlier steps hand their input back), which scikit-learn then
+  scores the training score on, or what a union's other branches read:
+  such a pipeline is fitted and scored whole, on the fold's own rows.  A
+  step that writes without saying so (a function) meets the read-only
+  sharing of ``_tasks``.
 - ``clone`` keeps parameters, ``_metadata_request`` and
   ``_sklearn_output_config``, or whatever ``__sklearn_clone__`` returns:
   the key covers exactly that.
@@ -713,10 +714,14 @@ def _split_pipeline(estimator, final=True):
     if estimator.verbose or getattr(estimator, "transform_input", None):
         return None  # it prints per step, or sends metadata through its steps
     steps = estimator.steps
-    if not steps or (final and _writes_in_place(steps[0][1])):
-        # Its first step writes into the training rows, which scikit-learn
-        # then scores the training score on, after every later step's
-        # writes too: only the whole pipeline, in one task, does the same.
+    if not steps or (final and _writes_in_place(estimator)):
+        # A step asks to write into its input: the training rows, if it is the
+        # first or every step before it hands its input back (an identity
+        # FunctionTransformer), or what a union's other branches read next.
+        # scikit-learn scores the training score on rows so written, and its
+        # transformers copy a read-only input rather than fail (check_array's
+        # force_writeable), which a shared step could not notice: only the
+        # whole pipeline, in one task, on the fold's own rows, does the same.
         return None
     if imblearn:
         if _compat.routing_enabled():

@@ -7,7 +7,8 @@ never another candidate's changes.
 - a list of documents whose items a step replaces, after a step that others read;
 - a ``predict`` that clips its input in place, called by ``score`` too;
 - ``copy=False`` inside a FeatureUnion, a ColumnTransformer or a nested
-  Pipeline, whose writes scikit-learn's later branches and training scores read;
+  Pipeline, first or after other steps, whose writes scikit-learn's later
+  branches and training scores read;
 - a dict parameter whose order matters to the function it is passed to;
 - a fit that doubles its ``sample_weight``, a metric that rewrites ``y_true``;
 - an estimator whose ``set_params`` or ``__init__`` does more than store values.
@@ -180,6 +181,25 @@ if __name__ == "__main__":
         same_as_sklearn("GridSearchCV", X, y,
                         estimator=Pipeline([("first", first), ("clf", LogisticRegression())]),
                         param_grid={"clf__C": [0.1, 1.0]}, cv=3, return_train_score=True)
+    # After a step: one that hands its input back (the writes reach the training
+    # rows), or one whose output a union's branches all read (a later branch reads
+    # what the writer wrote).  scikit-learn's transformers copy a read-only
+    # input rather than fail, so a shared step would not see the write.
+    for before, writer in ((FunctionTransformer(), StandardScaler(copy=False)),
+                           (StandardScaler(), FeatureUnion([("norm", MinMaxScaler(copy=False)),
+                                                            ("id", FunctionTransformer())])),
+                           (StandardScaler(), ColumnTransformer([
+                               ("minmax", MinMaxScaler(copy=False), slice(0, 3)),
+                               ("id", "passthrough", slice(0, 5))]))):
+        same_as_sklearn("GridSearchCV", X, y,
+                        estimator=Pipeline([("before", before), ("writer", writer),
+                                            ("clf", LogisticRegression())]),
+                        param_grid={"clf__C": [0.01, 1.0]}, cv=3, return_train_score=True)
+        np.testing.assert_array_equal(
+            skm.cross_val_score(Pipeline([("before", before), ("writer", writer),
+                                          ("clf", LogisticRegression())]), X, y, cv=3),
+            dkm.cross_val_score(Pipeline([("before", before), ("writer", writer),
+                                          ("clf", LogisticRegression())]), X, y, cv=3))
     same_as_sklearn("GridSearchCV", X, y,
                     estimator=Pipeline([("pick", FunctionTransformer(first_named)),
                                         ("clf", LogisticRegression())]),
