@@ -573,6 +573,13 @@ def validates_like(name):
     constraints = getattr(wrapped, "_skl_parameter_constraints", None)
 
     def decorate(func):
+        import inspect
+
+        signature = inspect.signature(func)
+        if "fit_params" not in inspect.signature(getattr(sk, name)).parameters:
+            # Gone from this release (1.8): the call's binding fails on it, as there.
+            func.__signature__ = signature.replace(parameters=[
+                p for p in signature.parameters.values() if p.name != "fit_params"])
         if _sk_validate_params is None or constraints is None:
             return func
         ours = {k: v for k, v in DKLEARN_CONSTRAINTS.items()

@@ -64,6 +64,23 @@ def test_every_public_name_of_sklearn_model_selection_is_importable():
     assert set(skm.__all__) <= set(dkm.__all__) == set(dir(dkm))
 
 
+@pytest.mark.parametrize("name", ["cross_validate", "cross_val_score", "cross_val_predict",
+                                  "validation_curve", "learning_curve",
+                                  "permutation_test_score"])
+def test_each_function_takes_sklearns_parameters_plus_dklearns_own(name):
+    import inspect
+
+    ours = set(inspect.signature(getattr(dkm, name)).parameters)
+    theirs = set(inspect.signature(getattr(skm, name)).parameters)
+    assert ours - {"scheduler", "checkpoint", "progress", "fit_timeout"} == theirs
+    if "fit_params" not in theirs:  # gone from scikit-learn 1.8: an error, even None
+        X, y = make_classification(n_samples=40, random_state=0)
+        args = {"validation_curve": dict(param_name="C", param_range=[1.0])}.get(name, {})
+        for module in (skm, dkm):
+            with pytest.raises(TypeError, match="unexpected keyword argument 'fit_params'"):
+                getattr(module, name)(LogisticRegression(), X, y, fit_params=None, **args)
+
+
 def test_halving_needs_no_experimental_import_and_leaves_sklearn_as_it_was():
     code = (
         "import sklearn.model_selection as skm\n"
