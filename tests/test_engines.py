@@ -288,6 +288,44 @@ def test_overlapping_searches_from_two_threads_restore_blas_limits():
     assert _blas_threads() == original
 
 
+def test_blas_caps_hold_and_release_whichever_threads_set_them():
+    # In a fresh process: threadpoolctl (3.8) lets only the thread that first
+    # set OpenBLAS's pool set it again, until it releases it.  The caps of
+    # searches started and ended in different threads must take effect, be
+    # undone, and leave the user's own limits in any thread working.
+    out = _run_script("""
+        import threading
+        from sklearn.linear_model import LogisticRegression
+        from threadpoolctl import threadpool_info, threadpool_limits
+        def blas():
+            return [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+        SEEN = []
+        class SeesBlas(PythonLoop):
+            def fit(self, X, y):
+                SEEN.append(max(blas()))
+                return super().fit(X, y)
+        before = blas()
+        GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=3, scheduler="threads").fit(X, y)
+        def user_thread():
+            with threadpool_limits(limits=1):
+                print("user limit in a thread:", blas())
+        t = threading.Thread(target=user_thread); t.start(); t.join()
+        def search(n):
+            GridSearchCV(SeesBlas(n=n), {"C": [1.0, 2.0]}, cv=3, scheduler="threads",
+                         refit=False).fit(X, y)  # a refit runs under the caller's limits
+        runs = [threading.Thread(target=search, args=(n,)) for n in (300_000, 100_000)]
+        [r.start() for r in runs]; [r.join() for r in runs]
+        print("during:", sorted(set(SEEN)), "before:", before, "after:", blas())
+    """)
+    before = out.split("before: ")[1].split(" after:")[0]
+    if before.strip("[]").split(", ") in (["1"], ["1", "1"]):
+        pytest.skip("BLAS has one thread already")
+    assert "user limit in a thread: [" in out and all(
+        n.strip() == "1" for n in out.split("user limit in a thread: [")[1].split("]")[0].split(","))
+    assert "during: [1]" in out, out
+    assert out.split("after: ")[1].split("\n")[0] == before, out
+
+
 @pytest.mark.parametrize("scheduler", [None, "threads", "processes"])
 def test_a_search_leaves_blas_and_openmp_threads_as_it_found_them(scheduler):
     # Tasks run in this thread too (glue, small fits): it caps its own OpenMP

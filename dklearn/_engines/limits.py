@@ -50,6 +50,7 @@ class blas_cap:
             return self
         with _lock:
             _active.append(self.limit)
+            _any_thread_may_set()
             if _original is None:
                 # Its restore must touch BLAS only: a limiter puts back every library
                 # it selected, as it found them.
@@ -64,12 +65,32 @@ class blas_cap:
             return False
         with _lock:
             _active.remove(self.limit)
+            _any_thread_may_set()
             if not _active:
                 original, _original = _original, None
                 original.restore_original_limits()
             elif self.limit < min(_active):
                 controller().limit(limits=min(_active), user_api="blas")
+            _any_thread_may_set()
         return False
+
+
+def _any_thread_may_set():
+    """Let this thread set OpenBLAS's pool size, and any thread after it.
+
+    threadpoolctl (3.8) lets only the thread that first set a process-wide
+    OpenBLAS pool set it again, until that thread leaves a ``with
+    threadpool_limits`` block.  These caps are set from whichever thread
+    starts or ends a search: unreleased, a search ending in another thread
+    left the cap in place, and the user's own limits in other threads did
+    nothing.  (Older releases have no such rule, nor this method.)
+    """
+    import threadpoolctl
+
+    controller_class = getattr(threadpoolctl, "OpenBLASController", None)
+    clear = getattr(controller_class, "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
 
 
 def cap_this_thread(limit):
