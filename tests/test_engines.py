@@ -557,6 +557,33 @@ def test_while_workers_start_a_kind_that_left_the_threads_leaves_them_a_core(wor
     assert router.places(kind) == ("processes",)
 
 
+def test_a_fixed_place_decides_nothing_and_the_callers_state_is_left_alone():
+    out = _run_script("""
+        import psutil, random
+        from dklearn._engines import processes
+        class Prints(PythonLoop):
+            def fit(self, X, y):
+                print("fitting")
+                return super().fit(X, y)
+        random.seed(0)
+        expected = random.random()
+        random.seed(0)
+        # GIL-bound fits the default would move to processes: 'threads' keeps them.
+        GridSearchCV(PythonLoop(), GRID, cv=3, scheduler="threads", verbose=1).fit(X, y)
+        print("children:", len(psutil.Process().children()), processes._ZYGOTE)
+        # The default's probe looks at random times, from a generator of its own.
+        GridSearchCV(PythonLoop(), GRID, cv=3).fit(X, y)
+        print("random state kept:", random.random() == expected)
+        stdout, sys.stdout = sys.stdout, None  # as under pythonw: printing drops it
+        GridSearchCV(Prints(n=10), GRID, cv=3, scheduler="processes").fit(X, y)
+        sys.stdout = stdout
+        print("no stdout: done")
+    """)
+    assert "children: 0 None" in out and "->" not in out, out
+    assert "random state kept: True" in out
+    assert "no stdout: done" in out
+
+
 def test_a_tiny_search_starts_no_process():
     out = _run_script("""
         import psutil
@@ -925,3 +952,14 @@ def test_no_temporary_file_is_left_whatever_way_a_search_ends(tmp_path):
     assert out.returncode == 0 and "searched" in out.stdout, out.stderr[-3000:]
     assert [p.name for p in tmp.iterdir() if p.name.startswith("dklearn-")] == [
         f"dklearn-{dead}-results"]
+
+
+def test_no_writable_temporary_folder_is_a_clear_error_on_processes(tmp_path, monkeypatch):
+    import tempfile
+
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(not_a_folder))
+    with pytest.raises(processes.WorkerUnavailable, match="writable temporary folder"):
+        GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=3,
+                     scheduler="processes").fit(X, y)

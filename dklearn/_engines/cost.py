@@ -73,6 +73,7 @@ LATE_SWITCHES = 0.1
 # Seconds worker processes take to start, before one start has been measured here.
 START_SECONDS_PRIOR = 1.0
 
+_RANDOM = random.Random()  # its own: the caller's random module's state is theirs
 _STARTS = []  # worker starts measured in this process
 _SECONDS_PER_BYTE = []
 _KNOWN = {}  # kind -> where it ended in an earlier search of this process
@@ -137,8 +138,9 @@ class Router:
 
     def __init__(self, workers, fixed, counts, verbose=0):
         self.workers, self.fixed, self.verbose = workers, fixed, verbose
-        known = _KNOWN if fixed is None else {}
-        self.kinds = {k: _Kind(n, known.get(k)) for k, n in counts.items() if k is not None}
+        # A fixed place measures nothing and decides nothing.
+        self.kinds = {} if fixed is not None else {
+            k: _Kind(n, _KNOWN.get(k)) for k, n in counts.items() if k is not None}
         self.tick_seconds = sys.getswitchinterval()
         self.sample = SAMPLE_SWITCHES * self.tick_seconds
         self.next_judging = time.perf_counter() + self.sample
@@ -197,7 +199,7 @@ class Router:
         """
         if (self.threads is not None and any(s.probing and s.out for s in self.kinds.values())
                 and self._probes_alone() is not None):
-            return max(round(self.tick_seconds * random.uniform(0.5, 1.5), 3), 1e-3)
+            return max(round(self.tick_seconds * _RANDOM.uniform(0.5, 1.5), 3), 1e-3)
         return None
 
     def next_look(self):
@@ -450,4 +452,7 @@ class Router:
 
 def _say(decision):
     # On stderr: what a search prints on stdout stays scikit-learn's, line for line.
-    print(f"[dklearn] {decision}", file=sys.stderr, flush=True)
+    try:
+        print(f"[dklearn] {decision}", file=sys.stderr, flush=True)
+    except (AttributeError, OSError, ValueError):  # no stderr (None, closed): nowhere to say it
+        pass

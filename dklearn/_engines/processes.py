@@ -242,7 +242,7 @@ def _repeat(said):
     """Print and warn here what a task printed and warned in its worker process (what
     the caller's filters, which it ran under, let show: they let it show here too)."""
     text, warned = cloudpickle.loads(said)
-    if text:
+    if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
         warnings.warn_explicit(message, category, filename, lineno)
@@ -407,7 +407,12 @@ class Processes:
         worker = self._worker_for(_tasks.nbytes(list(
             v for k, v in inputs.items() if not self.is_constant(k))))
         if self.store is None:
-            self.store = Store()
+            try:
+                self.store = Store()
+            except OSError as error:  # a temporary folder it cannot write to
+                raise WorkerUnavailable(
+                    "dklearn's worker processes need a writable temporary folder "
+                    f"(tempfile.gettempdir(), TMPDIR): {error}") from error
         try:
             data = {k: self.store.put(k, v) if self.is_constant(k) else v
                     for k, v in inputs.items()}
