@@ -963,3 +963,50 @@ def test_no_writable_temporary_folder_is_a_clear_error_on_processes(tmp_path, mo
     with pytest.raises(processes.WorkerUnavailable, match="writable temporary folder"):
         GridSearchCV(LogisticRegression(), {"C": [1.0, 2.0]}, cv=3,
                      scheduler="processes").fit(X, y)
+
+
+MULTIPROCESSING_SCRIPT = '''
+import multiprocessing, sys
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+import sklearn.model_selection as skm
+import dklearn.model_selection as dkm
+
+class Threshold(ClassifierMixin, BaseEstimator):  # the script's own class
+    def __init__(self, t=0.0):
+        self.t = t
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+    def predict(self, X):
+        return np.where(X[:, 0] > self.t, self.classes_[1], self.classes_[0])
+
+def compare(seed):
+    X, y = make_classification(n_samples=120, random_state=seed)
+    grid = {"t": [-1.0, 0.0, 0.5, 1.0]}
+    ours = dkm.GridSearchCV(Threshold(), grid, scheduler="processes").fit(X, y)
+    theirs = skm.GridSearchCV(Threshold(), grid).fit(X, y)
+    return bool((ours.cv_results_["mean_test_score"]
+                 == theirs.cv_results_["mean_test_score"]).all())
+
+if __name__ == "__main__":
+    print("parent:", compare(100))  # its workers stay warm: a fork inherits their sockets
+    with multiprocessing.get_context(sys.argv[1]).Pool(2) as pool:
+        print("children:", pool.map(compare, range(6)))
+    print("parent again:", compare(101))
+'''
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_searches_in_a_multiprocessing_pool_of_a_process_with_warm_workers(method, tmp_path):
+    # fork: each child starts without the parent's workers (shared sockets mixed
+    # up answers); spawn: the script's classes, in module __mp_main__ there,
+    # travel by value.
+    script = tmp_path / "script.py"
+    script.write_text(MULTIPROCESSING_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), method], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "parent: True" in out.stdout and "parent again: True" in out.stdout, out.stdout
+    assert "children: [True, True, True, True, True, True]" in out.stdout, out

@@ -227,6 +227,28 @@ def _give_back(workers):
         _WARM.extend(workers)
 
 
+def _forget_in_a_fork():
+    """A fork of this process (a multiprocessing Pool, say) starts with no workers.
+
+    It inherits the sockets of the zygote and of the idle workers: shared by
+    two processes, each answer would go to whichever read first.  Its copies
+    are closed (the workers watch for their parent's end to close in every
+    process, so they stay for this one).
+    """
+    global _LOCK, _ZYGOTE
+    _LOCK = threading.Lock()  # another thread may have held it at the fork
+    for worker in _WARM:
+        worker.conn.close()
+    _WARM[:] = []
+    if _ZYGOTE is not None:
+        _ZYGOTE.sock.close()
+        _ZYGOTE.proc.returncode = 0  # not this process's child: never waited for here
+        _ZYGOTE = None
+
+
+os.register_at_fork(after_in_child=_forget_in_a_fork)
+
+
 @atexit.register
 def _shut_down():
     with _LOCK:
@@ -313,6 +335,15 @@ class _Pickler(cloudpickle.Pickler):
         return super().reducer_override(obj)
 
 
+def _main_by_value():
+    """In a process multiprocessing started by spawn or forkserver, the user's script is
+    the module ``__mp_main__``, which no worker can import: its classes and
+    functions travel by value, as those of ``__main__`` do."""
+    main = sys.modules.get("__mp_main__")
+    if main is not None:
+        cloudpickle.register_pickle_by_value(main)
+
+
 def _dumps(value):
     buffer = io.BytesIO()
     _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
@@ -347,6 +378,7 @@ class Processes:
         # 1.7) runs each fit in its workers: a warning shows once per fit.
         self.filters = list(warnings.filters)
         self.is_constant = is_constant
+        _main_by_value()
         self.workers = []
         self.zygote = None
         self.zygote_heard = True  # whether the loop knows the zygote's start
