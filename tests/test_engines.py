@@ -1010,3 +1010,22 @@ def test_searches_in_a_multiprocessing_pool_of_a_process_with_warm_workers(metho
     assert out.returncode == 0, out.stderr
     assert "parent: True" in out.stdout and "parent again: True" in out.stdout, out.stdout
     assert "children: [True, True, True, True, True, True]" in out.stdout, out
+
+
+@pytest.mark.parametrize("scheduler", [None, "sync", "threads"])
+def test_a_search_leaves_no_cycle_holding_its_data(scheduler):
+    # Freed when fit returns, not at Python's next full collection (three
+    # searches on 190 MB held 1.8 GB more, in a sweep).
+    import gc
+
+    pipe = Pipeline([("pca", PCA(2)), ("clf", LogisticRegression())])
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        GridSearchCV(pipe, {"clf__C": [1.0, 2.0]}, cv=3, scheduler=scheduler).fit(X, y)
+        gc.collect()
+        left = [type(o).__name__ for o in gc.garbage if type(o).__module__.startswith("dklearn")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+    assert "_Loop" not in left and "Fold" not in left, left

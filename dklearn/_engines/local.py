@@ -420,6 +420,10 @@ class _Loop:
         aborted = bool(self.running)
         for place in self.places.values():
             place.close(abort=aborted)
+        # ``Here`` holds a method of this loop: a cycle, which would keep the
+        # search's data (folds, transformed folds) until a full collection.
+        self.places.clear()
+        self.values.clear()
 
 
 class _Ready:
