@@ -1,4 +1,4 @@
-"""Worker processes: ``python -m dklearn._engines._worker FD`` starts the zygote.
+"""Worker processes: ``_worker.main([_, FD])``, in a new interpreter, is the zygote.
 
 The only module of the engines a worker process imports (with ``.._tasks``,
 the task bodies).  Importing NumPy, SciPy and scikit-learn takes a fresh
@@ -342,11 +342,3 @@ def main(argv):
         zygote(control)
     except (EOFError, BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone
-
-
-if __name__ == "__main__":  # pragma: no cover - runs in the zygote
-    # Run as the module itself, not as __main__: the parent pickles
-    # ``dklearn._engines._worker.Stored``, which must be this module's class.
-    from dklearn._engines import _worker
-
-    _worker.main(sys.argv)

@@ -69,6 +69,13 @@ class TaskNotSendable(RuntimeError):
     """A task could not be sent to a worker process, or its result could not come back."""
 
 
+# The zygote finds dklearn where this process found it (not only where it is
+# installed: a checkout on sys.path), before it reads this process's sys.path.
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_START = (f"import sys; sys.path.insert(0, {_ROOT!r}); "
+          "import dklearn._engines._worker as worker; worker.main(sys.argv)")
+
+
 class _Zygote:
     """The one interpreter that imports, and forks each worker (see ``_worker``)."""
 
@@ -76,7 +83,7 @@ class _Zygote:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "dklearn._engines._worker", str(child.fileno())],
+                [sys.executable, "-c", _START, str(child.fileno())],
                 pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, start_new_session=True,
             )
         finally:
