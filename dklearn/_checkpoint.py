@@ -87,6 +87,11 @@ class Checkpoint:
         except CheckpointError:
             self._db.close()
             raise
+        except sqlite3.OperationalError as e:  # opening or writing failed, not its content
+            raise CheckpointError(
+                f"{self.path!r} cannot be opened for writing ({e}): a read-only or full "
+                "folder, or a file held by another program? Pass a file you can write."
+            ) from e
         except sqlite3.DatabaseError as e:
             raise CheckpointError(
                 f"{self.path!r} is not a dklearn checkpoint or is damaged ({e}). "

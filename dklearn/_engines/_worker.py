@@ -337,8 +337,8 @@ def zygote(control):
 
 def main(argv):
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    control = socket.socket(fileno=int(argv[1]))
-    try:
-        zygote(control)
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass  # the parent is gone
+    with socket.socket(fileno=int(argv[1])) as control:
+        try:
+            zygote(control)
+        except (EOFError, BrokenPipeError, ConnectionResetError):
+            pass  # the parent is gone
