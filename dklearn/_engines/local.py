@@ -177,9 +177,14 @@ class _Loop:
             # Tasks of a kind start in random order: the first ones the cost model
             # times are a sample of the kind, where a grid's order (C or a bandwidth
             # rising, candidate by candidate) would show it the cheapest or dearest.
+            # Sorted first: the graph's walk follows sets (hash seeds differ between
+            # processes), and the same search should start its tasks alike in each.
             shuffle = random.Random(0).shuffle  # its own generator: the caller's is theirs
+            ready.sort(key=lambda k: (order[k], k))
             shuffle(ready)
-            for readers in self.dependents.values():
+            for key in sorted(self.dependents):
+                readers = self.dependents[key]
+                readers.sort(key=lambda k: (order[k], k))
                 shuffle(readers)
         else:
             ready.sort(key=lambda k: -order[k])  # the first asked for on top
