@@ -23,9 +23,9 @@ measured pickling time, plus its result's bytes at the measured seconds a
 byte), which also bounds the rate at which this one thread can feed them.
 
 A kind first runs one task at a time on a thread (the probe), measuring a
-(the median of its tasks past the first, whose calls may pay the class's
-imports; tasks start in random order, so they are a sample of the kind,
-not a grid's cheapest or dearest corner), and whether N threads could run
+(the smaller of two tasks, the median of more: one of the first calls may
+pay the class's imports; tasks start in random order, so they are a sample
+of the kind, not a grid's cheapest or dearest corner), and whether N threads could run
 at once: while the probe's task runs alone on the threads, the loop wakes
 once a switch interval, and a wake-up that is ``LATE_SWITCHES`` of an
 interval late waited for the GIL.  The share g
@@ -341,11 +341,14 @@ class Router:
         """Decide a probing kind, if what it measured can (``running``: seconds a task
         running now has run)."""
         n, r, probed = self.workers, state.left, len(state.probe)
-        # A running task's time so far bounds its own time from below only.  The
-        # first calls of a class may pay its imports and set-up: past the first
-        # task, the median of the others (tasks start in random order, so they are
+        # A running task's time so far bounds its own time from below only.  Some
+        # call among the first pays a class's imports and set-up: the smaller of
+        # two tasks, the median of more (tasks start in random order, so they are
         # a sample of the kind: see ``local``).
-        a = statistics.median_low(state.probe[1:] or state.probe) if probed else running
+        if probed:
+            a = min(state.probe) if probed <= 2 else statistics.median_low(state.probe)
+        else:
+            a = running
         if r * a * (1 - 1 / n) <= self.sample:
             if probed >= 2 or r == 0:  # the first call may have paid imports
                 self._decided(kind, state, "here", f"{r} tasks of {a:.4f} s could gain at "
