@@ -133,9 +133,10 @@ def _describe(obj):
         cls = type(obj)
         ident = (cls.__module__, cls.__qualname__)
         if not cls.__module__.startswith("sklearn."):  # (the checkpoint scope has its version)
-            if cls not in _CLASS_TOKENS:
-                _CLASS_TOKENS[cls] = _class_token(cls)
-            ident += (_CLASS_TOKENS[cls],)
+            token = _CLASS_TOKENS.get(cls)
+            if token is None:
+                token = _CLASS_TOKENS[cls] = _class_token(cls)
+            ident += (token,)
         if _owner(cls, "__sklearn_clone__") not in (None, BaseEstimator):
             # clone keeps more than the parameters (FrozenEstimator keeps
             # the fitted model): the key covers the whole state.
@@ -381,6 +382,11 @@ class Planner:
     _memo_inputs: dict = field(default_factory=dict, repr=False)
     _memo_columns: dict = field(default_factory=dict, repr=False)
     _memo_checks: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        # A class's token covers the globals and helper functions its code reads,
+        # which a notebook's next cell may change: made again for each search.
+        _CLASS_TOKENS.clear()
 
     def candidate(self, estimator, fold, label, callback=None):
         """Key of the task that yields this (candidate, fold)'s result record.

@@ -160,6 +160,64 @@ def test_a_class_of_the_script_edited_between_runs_reuses_nothing(tmp_path, edit
     np.testing.assert_allclose(edited, 1 - np.array(first))
 
 
+EDITED_IN_ONE_SESSION = """
+import sys
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+
+from dklearn.model_selection import GridSearchCV
+
+W = 1.0
+
+
+def bonus():
+    return 0.0
+
+
+class Scored(ClassifierMixin, BaseEstimator):
+    def __init__(self, k=0):
+        self.k = k
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def score(self, X, y):
+        return W * (1 + self.k) + bonus()
+
+
+X, y = make_classification(n_samples=60, random_state=0)
+
+
+def run():
+    search = GridSearchCV(Scored(), {"k": [0, 1]}, cv=2, checkpoint=sys.argv[1]).fit(X, y)
+    return [float(v) for v in search.cv_results_["mean_test_score"]]
+
+
+print(run())
+W = 5.0  # a notebook's next cells: a global, a helper function, a method edited
+print(run())
+def bonus():  # noqa: E303
+    return 100.0
+print(run())
+Scored.score = lambda self, X, y: -1.0
+print(run())
+"""
+
+
+def test_what_a_class_reads_edited_in_the_same_session_reuses_nothing(tmp_path):
+    # As a notebook's kernel, which never restarts between cells: each search
+    # looks at the class's code and what it reads again.
+    out = subprocess.run([sys.executable, "-c", EDITED_IN_ONE_SESSION,
+                          str(tmp_path / "search.sqlite")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[1.0,", "2.0]", "[5.0,", "10.0]", "[105.0,", "110.0]",
+                                  "[-1.0,", "-1.0]"], out.stdout
+
+
 USER_MODULE = """
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
