@@ -114,6 +114,24 @@ def test_error_score_raise_propagates_the_exception(scheduler):
         assert "in fit" in str(error.value.__cause__)
 
 
+def test_a_fit_that_raises_in_a_worker_process_shows_where_it_raised():
+    # In a fresh process: where tblib is loaded (dask's distributed loads it),
+    # tracebacks pickle, and the worker's frames came along without the cause.
+    out = _run_script("""
+        import traceback
+        class FailsInFit(PythonLoop):
+            def fit(self, X, y):
+                raise ValueError("the user's own failing line")
+        try:
+            GridSearchCV(FailsInFit(), GRID, cv=2, error_score="raise",
+                         scheduler="processes").fit(X, y)
+        except ValueError as error:
+            print("".join(traceback.format_exception(error)))
+    """)
+    worker_side = out.partition("RemoteTraceback")[2]
+    assert ", in fit\n" in worker_side, out  # the user's fit, in its worker
+
+
 class Monitor:
     """A fit parameter that a fit writes into, as LightGBM's early stopping callback does."""
 

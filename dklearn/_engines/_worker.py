@@ -111,15 +111,15 @@ class RemoteTraceback(Exception):
 
 
 def _exception(error, trace):
-    """``error`` pickled with its traceback text attached, or None if it cannot travel
+    """``error`` pickled with its traceback text (the parent attaches it as the
+    cause, ``RemoteTraceback``, as joblib does), or None if it cannot travel
     (it does not pickle, or does not load again: an ``__init__`` that its own
     ``args`` cannot call).  The parent then runs the task itself, and meets
     the error as scikit-learn's loop would."""
     import cloudpickle
 
-    error.__cause__ = RemoteTraceback(trace)
     try:
-        data = cloudpickle.dumps(error)
+        data = cloudpickle.dumps((error, trace))  # a cause does not travel in a pickle
         pickle.loads(data)
     except Exception:  # noqa: BLE001
         return None

@@ -49,7 +49,7 @@ from multiprocessing.connection import Connection
 import cloudpickle
 
 from .. import _tasks
-from ._worker import Stored
+from ._worker import RemoteTraceback, Stored
 
 # As joblib's loky workers: a notebook's next search finds them warm.
 IDLE_SECONDS = 300
@@ -533,7 +533,9 @@ class Processes:
                 if message[2] is None:  # it cannot travel: the task runs here, to raise it
                     events.append((job, "rerun here", None, 0.0, 0.0))
                 else:
-                    events.append((job, "error", cloudpickle.loads(message[2]), 0.0, 0.0))
+                    error, trace = cloudpickle.loads(message[2])
+                    error.__cause__ = RemoteTraceback(trace)  # where it raised, in the worker
+                    events.append((job, "error", error, 0.0, 0.0))
             else:  # "unloadable" / "unsendable"
                 what = "read the task" if op == "unloadable" else "send back the result"
                 events.append((job, "unsendable", TaskNotSendable(
