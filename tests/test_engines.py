@@ -575,6 +575,36 @@ def test_while_workers_start_a_kind_that_left_the_threads_leaves_them_a_core(wor
     assert router.places(kind) == ("processes",)
 
 
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_fits_own_joblib_calls_run_on_threads_in_a_worker(scheduler, tmp_path):
+    # As joblib runs them inside its own workers: a OneVsRest(n_jobs=2) in each
+    # worker process started a pool of processes of its own, which outlived
+    # the search (and took 5x scikit-learn's time).
+    out = _run_script("""
+        import joblib, psutil, threading
+        from sklearn.multiclass import OneVsRestClassifier
+        from sklearn.tree import DecisionTreeClassifier
+        class Inner(PythonLoop):
+            def fit(self, X, y):
+                with open(self.log, "a") as f:
+                    f.write(type(joblib.parallel.get_active_backend()[0]).__name__ + "\\n")
+                return super().fit(X, y)
+        GridSearchCV(Inner(n=10, log=sys.argv[1]), GRID, cv=3, scheduler=sys.argv[2],
+                     refit=False).fit(X, y)
+        print("backends", sorted(set(w for w in open(sys.argv[1]).read().split()
+                                     if not w.isdigit())))  # PythonLoop logs its pid too
+        Xm, ym = make_classification(n_samples=120, n_classes=3, n_informative=4, random_state=0)
+        GridSearchCV(OneVsRestClassifier(DecisionTreeClassifier(), n_jobs=2),
+                     {"estimator__max_depth": [2, 3]}, cv=3, scheduler=sys.argv[2],
+                     refit=False).fit(Xm, ym)
+        me = psutil.Process()
+        print("pools in workers", sum(p.ppid() != me.pid and "loky" in " ".join(p.cmdline())
+                                      for p in me.children(recursive=True)))
+    """, str(tmp_path / "backends"), scheduler)
+    assert "backends ['ThreadingBackend']" in out, out
+    assert "pools in workers 0" in out, out
+
+
 def test_a_fixed_place_decides_nothing_and_the_callers_state_is_left_alone():
     out = _run_script("""
         import psutil, random

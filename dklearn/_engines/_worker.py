@@ -174,6 +174,16 @@ class _Said:
             return cloudpickle.dumps((self.text.getvalue(), []))
 
 
+def nested_parallelism():
+    """Where a task runs in a worker, thread or process: a fit's own joblib calls
+    (a forest's n_jobs, a StackingClassifier's) run on threads, as joblib runs
+    them inside its own workers, instead of each worker starting a pool of
+    processes of its own that outlives the search."""
+    import joblib
+
+    return joblib.parallel_config(backend="threading")
+
+
 def _send(conn, message):
     conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
@@ -216,7 +226,7 @@ def serve(conn, idle):
             _send(conn, ("unloadable", job, format_exc()))
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        with _Said(filters) as said:
+        with _Said(filters) as said, nested_parallelism():
             try:
                 value = _tasks.execute(task, data)
             except BaseException as error:  # noqa: BLE001 - the parent raises it

@@ -20,6 +20,7 @@ import sklearn
 
 from .. import _compat, _tasks
 from . import limits
+from ._worker import nested_parallelism
 
 # The loop never sleeps longer than this: a Ctrl-C that lands just before it
 # goes to sleep is only seen once it wakes (Python runs signal handlers
@@ -204,14 +205,15 @@ class Threads:
             job, task, inputs = item
             job.started = time.perf_counter()
             self.clocks[ident] = (clock, job, time.thread_time())
-            if _compat.EACH_FIT_CATCHES_WARNINGS and self.busy == 1:
-                # The only task out (a probe's): under catch_warnings, as in
-                # scikit-learn's loop and as ``Here`` runs one; beside another
-                # task it would not be safe (see ``Here``).
-                with warnings.catch_warnings():
+            with nested_parallelism():
+                if _compat.EACH_FIT_CATCHES_WARNINGS and self.busy == 1:
+                    # The only task out (a probe's): under catch_warnings, as in
+                    # scikit-learn's loop and as ``Here`` runs one; beside another
+                    # task it would not be safe (see ``Here``).
+                    with warnings.catch_warnings():
+                        outcome = _timed(task, inputs)
+                else:
                     outcome = _timed(task, inputs)
-            else:
-                outcome = _timed(task, inputs)
             del self.clocks[ident]
             item = task = inputs = None
             self.inbox.post((job, *outcome))
