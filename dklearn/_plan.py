@@ -540,7 +540,9 @@ class Planner:
                 for _, sub in split[0]:
                     flow = self._transformer(sub, flow, {}, fold)
                 return flow
-            if not _compat.has_pandas_output(step) and self._splits_union(step):
+            # (A union with a branch that writes into the input they all read
+            # never gets here: its pipeline runs whole, see ``_split_pipeline``.)
+            if not _compat.has_pandas_output(step):
                 if type(step) is FeatureUnion and not step.verbose and self._passes(step):
                     return self._union(step, flow, fold)
                 if _is_column_transformer(step) and flow.raw and self._passes(step):
@@ -548,13 +550,6 @@ class Planner:
                     if branches is not None:
                         return self._columns(step, branches, flow, fold)
         return self._leaf(step, flow, params, fold)
-
-    def _splits_union(self, step):
-        """Whether a union's branches may be shared steps: not if one writes into the
-        input they all read (they read what it wrote, in scikit-learn)."""
-        if not (type(step) is FeatureUnion or _is_column_transformer(step)):
-            return False
-        return not self._cached(("writes", id(step)), _writes_in_place, step)
 
     def _leaf(self, step, flow, params, fold):
         name = type(step).__name__

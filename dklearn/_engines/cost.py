@@ -25,12 +25,12 @@ byte), which also bounds the rate at which this one thread can feed them.
 A kind first runs one task at a time on a thread (the probe), measuring a
 (the smaller of two tasks, the median of more: one of the first calls may
 pay the class's imports; tasks start in random order, so they are a sample
-of the kind, not a grid's cheapest or dearest corner), and whether N threads could run
-at once: while the probe's task runs alone on the threads, the loop wakes
-once a switch interval, and a wake-up that is ``LATE_SWITCHES`` of an
-interval late waited for the GIL.  The share g
-of late looks is the share of its time a task holds the GIL; N threads
-want it N * g of the time.  The probe decides as soon as it can:
+of the kind, not a grid's cheapest or dearest corner), and whether N
+threads could run at once: while the probe's task runs alone on the
+threads, the loop wakes once a switch interval, and a wake-up that is
+``LATE_SWITCHES`` of an interval late waited for the GIL.  The share g of
+late looks is the share of its time a task holds the GIL; N threads want
+it N * g of the time.  The probe decides as soon as it can:
 
 - even N workers could gain r * a * (1 - 1/N) < S: here (a search too
   small for parallelism never pays for it);
@@ -117,8 +117,9 @@ class _Stat:
 
 
 class _Kind:
-    __slots__ = ("left", "out", "place", "came_from", "pinned", "probing", "probe", "first", "looks", "held", "probe_until", "wall", "cpu", "lost", "here",
-                 "fresh", "pickling", "nbytes")
+    __slots__ = ("left", "out", "place", "came_from", "pinned", "probing", "probe", "looks",
+                 "held", "probe_until", "wall", "cpu", "lost", "here", "fresh", "pickling",
+                 "nbytes")
 
     def __init__(self, left, known):
         self.left, self.out = left, 0  # tasks not started, and handed out

@@ -57,6 +57,7 @@ class blas_cap:
                 _original = controller().select(user_api="blas").limit(limits=self.limit)
             elif self.limit < min(_active[:-1]):
                 controller().limit(limits=self.limit, user_api="blas")
+            _any_thread_may_set()  # held by this thread, a user's limit elsewhere would not act
         return self
 
     def __exit__(self, *exc):
