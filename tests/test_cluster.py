@@ -34,6 +34,10 @@ from dklearn.model_selection import GridSearchCV
 from ._helpers import Crasher, assert_same_results, busy_processes
 from .cluster import dask_cluster
 
+# What these tests check does not change with scikit-learn's release: CI runs
+# them with the newest release only (see .ci/run).
+pytestmark = pytest.mark.engine
+
 distributed = pytest.importorskip("distributed")
 
 X, y = make_classification(n_samples=120, n_features=8, random_state=0)

@@ -32,6 +32,10 @@ from ._helpers import (
     worker_processes,
 )
 
+# What these tests check does not change with scikit-learn's release: CI runs
+# them with the newest release only (see .ci/run).
+pytestmark = pytest.mark.engine
+
 X, y = make_classification(n_samples=90, n_features=5, random_state=0)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -26,6 +26,10 @@ from dklearn._engines import FitTimeout
 
 from ._helpers import assert_same_results, worker_processes
 
+# What these tests check does not change with scikit-learn's release: CI runs
+# them with the newest release only (see .ci/run).
+pytestmark = pytest.mark.engine
+
 X, y = make_classification(n_samples=60, n_features=4, random_state=0)
 LIMIT = 1.0
 MARGIN = 4.0  # seconds over the limit a search may take: starts, and this busy machine
