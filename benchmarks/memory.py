@@ -58,7 +58,8 @@ def run_one(impl, rows):
     else:
         from dklearn.model_selection import GridSearchCV
 
-        search = GridSearchCV(pipe, grid, cv=3, n_jobs=2)
+        scheduler = impl.partition("-")[2] or None  # dklearn-processes, say
+        search = GridSearchCV(pipe, grid, cv=3, n_jobs=2, scheduler=scheduler)
     start = time.perf_counter()
     search.fit(X, y)
     print(json.dumps({"seconds": time.perf_counter() - start,

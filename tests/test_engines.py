@@ -23,7 +23,7 @@ import joblib
 import numpy as np
 import pytest
 import sklearn
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.datasets import make_classification
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
@@ -478,7 +478,7 @@ def test_workers_that_cannot_start_raise_at_once_and_are_no_failed_fit(monkeypat
 USER_ESTIMATORS = """
 import os, sys, time
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.datasets import make_classification
 from dklearn.model_selection import GridSearchCV
 
@@ -1022,7 +1022,7 @@ def test_no_writable_temporary_folder_is_a_clear_error_on_processes(tmp_path, mo
 MULTIPROCESSING_SCRIPT = '''
 import multiprocessing, sys
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.datasets import make_classification
 import sklearn.model_selection as skm
 import dklearn.model_selection as dkm
@@ -1083,3 +1083,54 @@ def test_a_search_leaves_no_cycle_holding_its_data(scheduler):
         gc.set_debug(0)
         gc.garbage.clear()
     assert "_Loop" not in left and "Fold" not in left, left
+
+
+class Widen(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return np.asarray(X) * 1.0  # an intermediate of the size of X, read by each candidate
+
+
+class FitsOnMapped(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0, mapped=True):
+        self.C, self.mapped = C, mapped
+
+    def fit(self, X, y):
+        base = X
+        while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
+            base = base.base
+        if isinstance(base, np.memmap) != self.mapped:
+            raise AssertionError(f"fitted on {type(X)} whose bases include no memmap")
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def test_a_large_intermediate_goes_to_worker_processes_once_by_file():
+    # Read by every candidate, a transformed fold would be pickled into each
+    # task's payload: it is written once, and each worker maps it, as X.
+    X_big = np.random.RandomState(0).normal(size=(4000, 100))  # folds of 1.6 MB
+    y_big = (X_big[:, 0] > 0).astype(int)
+    pipe = Pipeline([("widen", Widen()), ("clf", FitsOnMapped())])
+    GridSearchCV(pipe, {"clf__C": [1.0, 2.0, 3.0]}, cv=2, scheduler="processes",
+                 error_score="raise", refit=False).fit(X_big, y_big)
+    pipe.set_params(clf__mapped=False)  # a small one goes with its task
+    GridSearchCV(pipe, {"clf__C": [1.0, 2.0]}, cv=2, scheduler="processes",
+                 error_score="raise", refit=False).fit(X_big[:400], y_big[:400])
+
+
+def test_an_intermediates_files_go_when_no_task_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(processes.tempfile, "tempdir", str(tmp_path))
+    store = processes.Store()
+    try:
+        before = set(os.listdir(store.folder))
+        ref = store.put("fold", (np.ones((1000, 200)), [1, 2]), keep=False)
+        assert not ref.keep and len(set(os.listdir(store.folder)) - before) == 2  # .pkl, .npy
+        store.drop("fold")
+        assert set(os.listdir(store.folder)) == before
+    finally:
+        store.remove()

@@ -31,9 +31,10 @@ framing):
 Payloads and results are cloudpickle, as loky sends scikit-learn's work:
 classes, functions and lambdas defined in the caller's ``__main__`` travel
 by value (no worker imports the caller's main module).  A payload names the
-search's constants (X, y, folds, scorers) by ``Stored`` references to files
-the parent wrote once; large arrays among them are memory-mapped, read
-only, as joblib does (one copy in memory however many workers).
+search's constants (X, y, folds, scorers), and its large intermediate
+results, by ``Stored`` references to files the parent wrote once; large
+arrays among them are memory-mapped, read only, as joblib does (one copy in
+memory however many workers).
 
 A task with a time limit arms the kernel's real-time timer with SIGALRM's
 default action: the process dies at the deadline, even inside C code that
@@ -56,15 +57,17 @@ from traceback import format_exc
 
 
 class Stored:
-    """A constant the parent wrote to ``folder/name`` (see ``processes.Store``)."""
+    """A value the parent wrote to ``folder/name`` (see ``processes.Store``): a
+    constant of the search, which a worker keeps once read, or a large
+    intermediate result, read again by each task (``keep`` False)."""
 
-    __slots__ = ("name",)
+    __slots__ = ("name", "keep")
 
-    def __init__(self, name):
-        self.name = name
+    def __init__(self, name, keep=True):
+        self.name, self.keep = name, keep
 
     def __reduce__(self):
-        return (Stored, (self.name,))
+        return (Stored, (self.name, self.keep))
 
 
 def load(path):
@@ -82,7 +85,8 @@ def load(path):
 
 
 class _Constants:
-    """The search's constants this worker has read, for the current folder only."""
+    """The search's constants this worker has read, for the current folder only
+    (and the large intermediates a task reads, for that task only)."""
 
     def __init__(self):
         self.folder, self.values = None, {}
@@ -92,7 +96,9 @@ class _Constants:
             self.folder, self.values = folder, {}
         out = {}
         for key, value in data.items():
-            if isinstance(value, Stored):
+            if isinstance(value, Stored) and not value.keep:
+                value = load(os.path.join(folder, value.name))
+            elif isinstance(value, Stored):
                 if value.name not in self.values:
                     self.values[value.name] = load(os.path.join(folder, value.name))
                 value = self.values[value.name]

@@ -51,8 +51,8 @@ import joblib
 from .. import _compat, _tasks
 from . import CrashedWorker, FitTimeout, cost, limits, named
 from .threads import Here, Inbox, Threads
-from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
-                        zygote_ready)
+from .processes import (MMAP_BYTES, Processes, Resend, TaskNotSendable, WorkerUnavailable,
+                        warm_count, zygote_ready)
 
 # A task past its time limit ends with its worker's own timer; if the worker
 # is still there this much later, the loop kills it.
@@ -200,6 +200,8 @@ class _Loop:
                 self.readers[dep] -= 1
                 if self.readers[dep] == 0:  # its last reader is done
                     released = self.values.pop(dep, None)
+                    if "processes" in self.places:
+                        self.places["processes"].forget(dep)
                     if self.kept is not None:  # for the next run
                         self.kept[dep] = released
         if key in self.wanted:
@@ -465,7 +467,9 @@ def _pickling_seconds(task, inputs, is_constant):
 
     start = time.perf_counter()
     try:
-        cloudpickle.dumps((task, {k: v for k, v in inputs.items() if not is_constant(k)}))
+        # What goes with each task: constants and large intermediates go once, by file.
+        cloudpickle.dumps((task, {k: v for k, v in inputs.items()
+                                  if not is_constant(k) and _tasks.nbytes(v) < MMAP_BYTES}))
     except Exception:  # noqa: BLE001 - it will not go: the cost model hears that then
         return 0.0
     return time.perf_counter() - start

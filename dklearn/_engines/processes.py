@@ -15,11 +15,15 @@ simple:
   is never a failed fit: it is reported (``WorkerUnavailable``,
   ``TaskNotSendable``) and the loop raises it or runs the task elsewhere.
 
-What travels: a task and the intermediate results it reads, pickled with
-cloudpickle with each task; the search's constants (X, y, folds, scorers,
-fit parameters) once per search, written to files by ``Store`` and read by a
-worker when a task first names them, NumPy arrays of a megabyte or more
-memory-mapped (as joblib does for scikit-learn).
+What travels: a task and the small intermediate results it reads, pickled
+with cloudpickle with each task; the search's constants (X, y, folds,
+scorers, fit parameters) once per search, written to files by ``Store`` and
+read by a worker when a task first names them; intermediate results of a
+megabyte or more (a transformed fold, which every candidate after it reads)
+written once each, read by each task that names them, and removed when no
+task will.  NumPy arrays of a megabyte or more in those files are
+memory-mapped (as joblib does for scikit-learn): one copy in memory however
+many workers read them.
 
 Warm across searches: the zygote, and the idle workers a search hands back
 (``_WARM``), serve the next search of this process, as scikit-learn's
@@ -290,17 +294,28 @@ class Store:
         _remove_folders_of_dead_processes()
         self.folder = tempfile.mkdtemp(prefix=f"dklearn-{os.getpid()}-")
         open(os.path.join(self.folder, _MARK), "w").close()
-        self.names = {}  # key -> file name
+        self.stored = {}  # key -> its Stored reference, and the files written for it
         self._count = itertools.count()
 
-    def put(self, key, value):
-        name = self.names.get(key)
-        if name is None:
+    def put(self, key, value, keep=True):
+        """``value`` written once, as a reference the workers read it by; ``keep``:
+        they keep what they read for the rest of the search (the constants)."""
+        if key not in self.stored:
             name = f"{next(self._count)}.pkl"
             with open(os.path.join(self.folder, name), "wb") as f:
-                _StorePickler(f, self.folder, self._count).dump(value)
-            self.names[key] = name
-        return Stored(name)
+                pickler = _StorePickler(f, self.folder, self._count)
+                pickler.dump(value)
+            self.stored[key] = (Stored(name, keep), [name, *pickler.arrays])
+        return self.stored[key][0]
+
+    def drop(self, key):
+        """Remove the files of ``key``, if it was written (an intermediate no task reads
+        any more; a worker still mapping one keeps it until it is done)."""
+        for name in self.stored.pop(key, (None, ()))[1]:
+            try:
+                os.remove(os.path.join(self.folder, name))
+            except OSError:
+                pass
 
     def remove(self):
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -363,6 +378,7 @@ class _StorePickler(_Pickler):
     def __init__(self, file, folder, count):
         super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
         self.folder, self.count = folder, count
+        self.arrays = []  # the .npy files written
 
     def persistent_id(self, obj):
         np = sys.modules.get("numpy")
@@ -371,6 +387,7 @@ class _StorePickler(_Pickler):
             return None
         name = f"{next(self.count)}.npy"
         np.save(os.path.join(self.folder, name), obj, allow_pickle=False)
+        self.arrays.append(name)
         return name
 
 
@@ -443,8 +460,12 @@ class Processes:
     # -- tasks ---------------------------------------------------------------------
 
     def start(self, job, task, inputs, timeout=None):
-        worker = self._worker_for(_tasks.nbytes(list(
-            v for k, v in inputs.items() if not self.is_constant(k))))
+        # Constants go by file once per search; so do large intermediates, once each
+        # (read by several tasks, they would otherwise be pickled into each payload).
+        by_file = {k for k, v in inputs.items()
+                   if self.is_constant(k) or _tasks.nbytes(v) >= MMAP_BYTES}
+        worker = self._worker_for(_tasks.nbytes(
+            [v for k, v in inputs.items() if k not in by_file]))
         if self.store is None:
             try:
                 self.store = Store()
@@ -453,7 +474,7 @@ class Processes:
                     "dklearn's worker processes need a writable temporary folder "
                     f"(tempfile.gettempdir(), TMPDIR): {error}") from error
         try:
-            data = {k: self.store.put(k, v) if self.is_constant(k) else v
+            data = {k: self.store.put(k, v, keep=self.is_constant(k)) if k in by_file else v
                     for k, v in inputs.items()}
             payload = _dumps((self.store.folder, self.config, self.filters, task, data))
         except Exception as error:  # noqa: BLE001 - e.g. an estimator holding a lock
@@ -474,6 +495,11 @@ class Processes:
 
     def done(self, job):
         pass  # the worker is free from the moment its answer is read
+
+    def forget(self, key):
+        """No task reads the intermediate ``key`` any more: its file, if any, goes."""
+        if self.store is not None:
+            self.store.drop(key)
 
     def stop(self, job):
         """Kill the worker running ``job`` (past its time limit) and start another.
