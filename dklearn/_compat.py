@@ -161,9 +161,9 @@ def take_rows(X, y, rows):
 def _rows(data, rows):
     if data is None:
         return None
-    if type(data) is np.ndarray:
+    if type(data) is np.ndarray and type(rows) is np.ndarray and rows.dtype.kind in "iub":
         return data[rows]
-    return safe_indexing(data, rows)
+    return safe_indexing(data, rows)  # and its errors, for indices of another kind
 
 
 def _fallback_check_method_params(X, params, indices=None):

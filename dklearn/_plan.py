@@ -90,6 +90,7 @@ from dataclasses import dataclass, field
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.validation import validate_data
 
 from . import _compat, _tasks
 from ._tasks import Const
@@ -579,7 +580,7 @@ class Planner:
             if not (isinstance(t, str) and t == "drop")
         ]
         if not kept:
-            return self._glue(f"empty-{flow.token}", (_tasks.empty_union, flow.arg))
+            return self._empty(flow, by_shape=True)
         weights = union.transformer_weights or {}
         branches = [self._transformer(t, flow, {}, fold) for _, t in kept]
         config = Const(([name for name, _ in kept], [weights.get(name) for name, _ in kept],
@@ -591,10 +592,11 @@ class Planner:
     def _columns(self, ct, branches, flow, fold):
         """A ColumnTransformer: one shared sub-flow per (columns, transformer) branch."""
         if not branches:
-            return self._glue(f"empty-{flow.token}", (_tasks.empty_union, flow.arg))
+            return self._empty(flow, by_shape=False)
         flows = []
+        raise_errors = Const(self.spec.raise_errors)
         for _, trans, cols in branches:
-            selected = Flow((_tasks.select_columns, flow.arg, Const(cols)),
+            selected = Flow((_tasks.select_columns, flow.arg, Const(cols), raise_errors),
                             combine("columns", estimator_token(cols), flow.token))
             flows.append(self._transformer(trans, selected, {}, fold))
         weights = ct.transformer_weights or {}
@@ -607,6 +609,11 @@ class Planner:
         token = combine("columns", *[f.token for f in flows], estimator_token(config.value))
         return self._glue(f"union-{type(ct).__name__}-{token}",
                           (_tasks.stack_columns, config, [f.arg for f in flows]))
+
+    def _empty(self, flow, by_shape):
+        config = Const((by_shape, self.spec.raise_errors))
+        return self._glue(f"empty-{by_shape:d}-{flow.token}",
+                          (_tasks.empty_union, flow.arg, config))
 
     def _glue(self, key, task):
         self.graph.setdefault(key, task)
@@ -656,7 +663,12 @@ def _column_branches(ct, X):
     """
     if X is None or not hasattr(X, "shape") or len(X.shape) != 2:
         return None
+    if getattr(getattr(X, "columns", None), "nlevels", 1) > 1:
+        return None  # columns named by tuples: its own fit decides what they select
     try:
+        # Its fit first checks the input's column names (all strings, or none):
+        # the same on every fold.
+        validate_data(clone(ct), X=X, skip_check_array=True)
         used, branches = set(), []
         for name, trans, cols in ct.transformers:
             if callable(cols):

@@ -279,21 +279,31 @@ def fold_params(X, params, rows):
     return _compat.check_method_params(X.value, params=params.value, indices=rows)
 
 
-def select_columns(fold, columns):
-    """The columns of a ColumnTransformer's branch, as it selects them."""
+def select_columns(fold, columns, raise_errors):
+    """The columns of a ColumnTransformer's branch, as it selects them (on the training
+    rows, part of its fit: a failure is a failed fit)."""
     if isinstance(fold, Failed):
         return fold
     key = columns.value
     pick = _compat.safe_indexing
-    return Fold(pick(fold.X, key, axis=1), fold.y, _each(fold.test, pick, key),
-                fold.test_y, _each(fold.again, pick, key), fold.fit_time, fold.test_time,
-                fold.shared)
+    start = time.time()
+    try:
+        X = pick(fold.X, key, axis=1)
+    except Exception:
+        if raise_errors.value:
+            raise
+        return Failed(format_exc(), fold.fit_time + time.time() - start)
+    return Fold(X, fold.y, _each(fold.test, pick, key), fold.test_y,
+                _each(fold.again, pick, key), fold.fit_time, fold.test_time, fold.shared)
 
 
 def _each(X, func, key):
     if X is None or isinstance(X, Broken):
         return X
-    return func(X, key, axis=1)
+    try:
+        return func(X, key, axis=1)
+    except Exception as error:  # noqa: BLE001 - the rows' scoring fails with it
+        return Broken(error)
 
 
 # ---------------------------------------------------------------------------
@@ -540,7 +550,7 @@ def _hstack(Xs):
 
     if any(sparse.issparse(X) for X in Xs):
         return sparse.hstack(Xs).tocsr()
-    return np.hstack(Xs)
+    return np.concatenate(Xs, axis=1)  # as FeatureUnion (and its errors: a None output)
 
 
 def stack_columns(config, folds):
@@ -576,6 +586,7 @@ def _stack_columns(Xs, names, weights, threshold, choice):
                 f"The output of the '{name}' transformer should be 2D (numpy array, "
                 "scipy sparse array, dataframe)."
             )
+        _check_no_pandas_na(name, X)
         parts.append(X if weight is None else X * weight)
     if not choice:  # the training rows decide
         if any(sparse.issparse(X) for X in parts):
@@ -596,17 +607,60 @@ def _stack_columns(Xs, names, weights, threshold, choice):
     return np.hstack([X.toarray() if sparse.issparse(X) else X for X in parts])
 
 
-def empty_union(fold):
-    """A union whose branches are all dropped outputs no columns."""
+def _check_no_pandas_na(name, X):
+    """ColumnTransformer refuses a branch's DataFrame column that holds pandas.NA (in a
+    nullable dtype) for a NumPy output: its message, as it raises it."""
+    dtypes = getattr(X, "dtypes", None)
+    if dtypes is None or not hasattr(X, "columns"):
+        return
+    import pandas as pd
+
+    for column, dtype in dtypes.to_dict().items():
+        if getattr(dtype, "na_value", None) is pd.NA and pd.NA in X[column].values:
+            raise ValueError(
+                f"The output of the '{name}' transformer for column '{column}' has dtype "
+                f"{dtype} and uses pandas.NA to represent null values. Storing this output "
+                "in a numpy array can cause errors in downstream scikit-learn estimators, "
+                "and inefficiencies. To avoid this problem you can (i) store the output in "
+                "a pandas DataFrame by using ColumnTransformer.set_output(transform='pandas') "
+                f"or (ii) modify the input data or the '{name}' transformer to avoid the "
+                "presence of pandas.NA (for example by using pandas.DataFrame.astype)."
+            )
+
+
+def empty_union(fold, config):
+    """A union whose branches are all dropped outputs no columns.
+
+    ``config`` holds (whether it counts rows by ``X.shape``, as FeatureUnion
+    does, where ColumnTransformer counts them as any estimator does; whether
+    errors raise): a FeatureUnion's fit on a list of documents fails there.
+    """
     import numpy as np
 
     if isinstance(fold, Failed):
         return fold
+    by_shape, raise_errors = config.value
 
     def empty(X):
-        return None if X is None or isinstance(X, Broken) else np.zeros((_n_samples(X), 0))
+        return np.zeros((X.shape[0] if by_shape else _n_samples(X), 0))
 
-    return Fold(empty(fold.X), fold.y, empty(fold.test), fold.test_y, empty(fold.again),
+    start = time.time()
+    try:
+        X = empty(fold.X)
+    except Exception:
+        if raise_errors:
+            raise
+        return Failed(format_exc(), fold.fit_time + time.time() - start)
+
+    def each(X):
+        if X is None or isinstance(X, Broken):
+            return X
+        try:
+            return empty(X)
+        except Exception as error:  # noqa: BLE001 - the rows' scoring fails with it
+            return Broken(error)
+
+    return Fold(X, fold.y, each(fold.test), fold.test_y, each(fold.again),
                 fold.fit_time, fold.test_time, fold.shared)
 
 

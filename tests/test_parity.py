@@ -14,7 +14,7 @@ import pytest
 import sklearn
 from scipy import sparse, stats
 from sklearn import model_selection as skm
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.datasets import make_classification, make_regression
@@ -513,3 +513,94 @@ def test_a_pipeline_that_fails_fails_as_in_sklearn(case, scheduler):
     else:
         assert_same_results(sk, dk)
     assert dk_said == sk_said
+
+
+# What a ColumnTransformer or FeatureUnion checks in its own fit, which
+# dklearn, fitting their branches apart, must check too: each case fails in
+# scikit-learn, as a failed fit, a failed candidate or a raised error.
+def _mixed_names():
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame(rng.randn(30, 3), columns=["a", 1, "c"])
+    ct = ColumnTransformer([("s", StandardScaler(), [0, 2])])
+    pipe = Pipeline([("ct", ct), ("lr", LogisticRegression())])
+    return pipe, {"lr__C": [0.1, 1.0]}, df, (df["a"] > 0).astype(int)
+
+
+def _na_passthrough():
+    rng = np.random.RandomState(0)
+    f = rng.randn(60)
+    df = pd.DataFrame({"f": f, "ni": pd.array(np.where(rng.rand(60) < 0.2, None,
+                                                       rng.randint(0, 3, 60)), dtype="Int64")})
+    ct = ColumnTransformer([("s", StandardScaler(), ["f"]), ("p", "passthrough", ["ni"])])
+    pipe = Pipeline([("ct", ct), ("lr", DecisionTreeClassifier(random_state=0))])
+    return pipe, {"lr__max_depth": [1, 2]}, df, f > 0
+
+
+def _tuple_columns():
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame(rng.randn(36, 3),
+                      columns=pd.MultiIndex.from_tuples([("a", "x"), ("a", "y"), ("b", "x")]))
+    ct = ColumnTransformer([("s", StandardScaler(), [("a", "x"), ("b", "x")])])
+    pipe = Pipeline([("ct", ct), ("lr", LogisticRegression())])
+    return pipe, {"ct": [ct, "passthrough"]}, df, (df[("a", "x")] > 0).astype(int)
+
+
+def _all_dropped_on_documents():
+    rng = np.random.RandomState(0)
+    docs = [" ".join(rng.choice(["a1", "b2", "c3", "d4"], 4)) for _ in range(30)]
+    pipe = Pipeline([("fu", FeatureUnion([("a", CountVectorizer())])),
+                     ("d", DecisionTreeClassifier(random_state=0))])
+    return pipe, {"fu__a": [CountVectorizer(), "drop"]}, docs, rng.randint(0, 2, 30)
+
+
+class _NoneOut(TransformerMixin, BaseEstimator):
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return None
+
+
+def _branch_returns_none():
+    pipe = Pipeline([("fu", FeatureUnion([("o", _NoneOut()), ("s", StandardScaler())])),
+                     ("lr", LogisticRegression())])
+    return pipe, {"lr__C": [0.1, 1.0]}, Xc, yc
+
+
+UNION_CHECKS = {
+    "mixed column name types": _mixed_names,
+    "pandas.NA passed through": _na_passthrough,
+    "tuple column names": _tuple_columns,
+    "all branches dropped, documents": _all_dropped_on_documents,
+    "a branch returning None": _branch_returns_none,
+}
+
+
+def _outcome(cls, pipe, grid, X, y, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            search = cls(pipe, grid, cv=3, **kwargs).fit(X, y)
+        except Exception as error:  # noqa: BLE001 - compared below
+            return type(error), str(error).splitlines()[0], None
+    failed = sorted({str(w.message).strip().splitlines()[-1] for w in caught
+                     if w.category.__name__ == "FitFailedWarning"})
+    return search.cv_results_["mean_test_score"].tolist(), search.best_index_, failed
+
+
+@pytest.mark.parametrize("error_score", [np.nan, "raise"])
+@pytest.mark.parametrize("scheduler", ["sync", None])
+@pytest.mark.parametrize("case", sorted(UNION_CHECKS))
+def test_a_unions_own_checks_fail_its_fits_as_in_sklearn(case, scheduler, error_score):
+    pipe, grid, X, y = UNION_CHECKS[case]()
+    sk = _outcome(skm.GridSearchCV, pipe, grid, X, y, error_score=error_score)
+    dk = _outcome(dkm.GridSearchCV, pipe, grid, X, y, error_score=error_score,
+                  scheduler=scheduler)
+    np.testing.assert_equal(dk, sk)
+
+
+def test_index_arrays_of_another_kind_get_sklearns_error():
+    cv = [(np.arange(50, 150, dtype=float), np.arange(0, 50, dtype=float))]
+    for module in (skm, dkm):
+        with pytest.raises(ValueError, match="No valid specification of the columns"):
+            module.cross_validate(LogisticRegression(), Xc, yc, cv=cv)
