@@ -576,7 +576,7 @@ UNION_CHECKS = {
 }
 
 
-def _outcome(cls, pipe, grid, X, y, **kwargs):
+def _search_outcome(cls, pipe, grid, X, y, **kwargs):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -593,8 +593,8 @@ def _outcome(cls, pipe, grid, X, y, **kwargs):
 @pytest.mark.parametrize("case", sorted(UNION_CHECKS))
 def test_a_unions_own_checks_fail_its_fits_as_in_sklearn(case, scheduler, error_score):
     pipe, grid, X, y = UNION_CHECKS[case]()
-    sk = _outcome(skm.GridSearchCV, pipe, grid, X, y, error_score=error_score)
-    dk = _outcome(dkm.GridSearchCV, pipe, grid, X, y, error_score=error_score,
+    sk = _search_outcome(skm.GridSearchCV, pipe, grid, X, y, error_score=error_score)
+    dk = _search_outcome(dkm.GridSearchCV, pipe, grid, X, y, error_score=error_score,
                   scheduler=scheduler)
     np.testing.assert_equal(dk, sk)
 
