@@ -199,6 +199,14 @@ for _function in (_SharedWorkFit.fit, getattr(_SharedWorkFit.fit, "__wrapped__",
 del _function
 
 
+def _sklearn_page(sk_class):
+    def url_params(self):
+        return {"estimator_module": "sklearn.model_selection",
+                "estimator_name": sk_class.__name__}
+
+    return url_params
+
+
 def _dklearn_class(sk_class, doc_name):
     """scikit-learn's ``sk_class`` with dklearn's fit and four more parameters.
 
@@ -226,6 +234,10 @@ def _dklearn_class(sk_class, doc_name):
         "__doc__": (sk_class.__doc__ or "") + DKLEARN_DOC,
         "__module__": "dklearn.model_selection",
         "_parameter_constraints": {**sk_class._parameter_constraints, **DKLEARN_CONSTRAINTS},
+        # The notebook diagram's "?" links to scikit-learn's page of the class, through
+        # the hooks scikit-learn documents for other libraries' estimators.
+        "_doc_link_module": "dklearn",
+        "_doc_link_url_param_generator": _sklearn_page(sk_class),
     }
     return type(doc_name, (sk_class, _SharedWorkFit), namespace)
 

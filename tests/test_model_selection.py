@@ -64,6 +64,19 @@ def test_every_public_name_of_sklearn_model_selection_is_importable():
     assert set(skm.__all__) <= set(dkm.__all__) == set(dir(dkm))
 
 
+@pytest.mark.parametrize("name", ["GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV",
+                                  "HalvingRandomSearchCV"])
+def test_a_searchs_notebook_diagram_links_to_sklearns_page_of_its_class(name):
+    args = ({"C": [1.0]},)
+    if name.startswith("Halving"):
+        from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    sk = getattr(skm, name)(LogisticRegression(), *args)
+    dk = getattr(dkm, name)(LogisticRegression(), *args)
+    link = sk._get_doc_link()
+    assert link.endswith(f"sklearn.model_selection.{name}.html")
+    assert link in dk._repr_html_()
+
+
 @pytest.mark.parametrize("name", ["cross_validate", "cross_val_score", "cross_val_predict",
                                   "validation_curve", "learning_curve",
                                   "permutation_test_score"])
