@@ -1134,3 +1134,22 @@ def test_an_intermediates_files_go_when_no_task_reads_it(tmp_path, monkeypatch):
         assert set(os.listdir(store.folder)) == before
     finally:
         store.remove()
+
+
+@needs_two_cores
+def test_a_kind_whose_fits_keep_every_core_busy_with_threads_of_their_own_stays():
+    # LightGBM runs each fit on as many OpenMP threads as there are cores,
+    # whatever the caps: the calling thread's own CPU time is a part of the
+    # fit's, and two such fits in two worker processes fight for the cores
+    # (40x slower here, spinning), where in this process they share them.
+    pytest.importorskip("lightgbm")
+    out = _run_script("""
+        import lightgbm
+        from sklearn.datasets import make_classification
+        X, y = make_classification(n_samples=5000, n_features=30, random_state=0)
+        grid = {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1]}
+        GridSearchCV(lightgbm.LGBMClassifier(n_estimators=50, verbose=-1, random_state=0),
+                     grid, cv=5, verbose=1).fit(X, y)
+    """)
+    assert "'score LGBMClassifier' fans out to 2 threads" in out
+    assert "'score LGBMClassifier' ->" not in out

@@ -42,9 +42,13 @@ it N * g of the time.  The probe decides as soon as it can:
 
 Then the kind is judged again after each sample where it runs (from running
 tasks too, which bound a and w from below and so may decide a move, never a
-stay), on these estimates, with a for threads the CPU time a task had there
-(the rest of w is time waiting, for the GIL mostly, which processes would
-not).  It moves only away from contention, never back (threads -> here or
+stay), on these estimates, with a for threads the CPU time a task had there:
+its share of the whole process's CPU time while it ran (``threads``), so
+that the threads a fit starts itself count (LightGBM's OpenMP team, on
+every core whatever the caps; a fit that keeps the cores busy gains nothing
+from processes, and two such fits in two processes spin against each
+other); the rest of w is time waiting, for the GIL mostly, which processes
+would not.  It moves only away from contention, never back (threads -> here or
 processes, here -> processes), and only on a gain larger than a task's time
 per worker where it is (tasks start whole) and than twice the standard
 error the gain rests on: a move that does not pay cannot be undone.
