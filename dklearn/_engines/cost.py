@@ -18,6 +18,11 @@ at most N - 1 workers so that the start has a core of its own (a gradient
 boosting kind on both threads of 2 cores kept its workers starting for 3 s
 instead of 1.3 s); the pace it loses meanwhile, a share max(P + 1 - N, 0) / P
 on the P cores its threads used, is in the estimate;
+A task that alone keeps c > 1 cores busy with threads of its own (an OpenMP
+team its library sizes itself, as LightGBM does, whatever the caps) costs
+c * a of the workers' time, a * c / N each: c is measured with a, as this
+process's CPU time over the task's wall time (two such fits in two
+processes otherwise fight for the cores, spinning: 40x slower here).
 m is what sending a task and its result costs this thread (twice its
 measured pickling time, plus its result's bytes at the measured seconds a
 byte), which also bounds the rate at which this one thread can feed them.
@@ -42,13 +47,9 @@ it N * g of the time.  The probe decides as soon as it can:
 
 Then the kind is judged again after each sample where it runs (from running
 tasks too, which bound a and w from below and so may decide a move, never a
-stay), on these estimates, with a for threads the CPU time a task had there:
-its share of the whole process's CPU time while it ran (``threads``), so
-that the threads a fit starts itself count (LightGBM's OpenMP team, on
-every core whatever the caps; a fit that keeps the cores busy gains nothing
-from processes, and two such fits in two processes spin against each
-other); the rest of w is time waiting, for the GIL mostly, which processes
-would not.  It moves only away from contention, never back (threads -> here or
+stay), on these estimates, with a for threads the CPU time a task had there
+(the rest of w is time waiting, for the GIL mostly, which processes would
+not).  It moves only away from contention, never back (threads -> here or
 processes, here -> processes), and only on a gain larger than a task's time
 per worker where it is (tasks start whole) and than twice the standard
 error the gain rests on: a move that does not pay cannot be undone.
@@ -123,7 +124,7 @@ class _Stat:
 class _Kind:
     __slots__ = ("left", "out", "place", "came_from", "pinned", "probing", "probe", "looks",
                  "held", "probe_until", "wall", "cpu", "lost", "here", "fresh", "pickling",
-                 "nbytes")
+                 "nbytes", "cores")
 
     def __init__(self, left, known):
         self.left, self.out = left, 0  # tasks not started, and handed out
@@ -136,6 +137,7 @@ class _Kind:
         self.here = _Stat()  # seconds a task in the calling thread
         self.fresh = 0.0  # seconds measured where it is now
         self.pickling, self.nbytes = None, _Stat()
+        self.cores = 1.0  # the cores a task keeps busy by itself, alone (its own threads)
 
 
 class Router:
@@ -247,13 +249,17 @@ class Router:
         """This thread took ``seconds`` to pickle a task of ``kind`` and its inputs."""
         self.kinds[kind].pickling = seconds
 
-    def finished(self, kind, place, wall, cpu, nbytes=None):
-        """A task of ``kind`` ended well in ``place``, returning ``nbytes`` of data."""
+    def finished(self, kind, place, wall, cpu, nbytes=None, cores=None):
+        """A task of ``kind`` ended well in ``place``, returning ``nbytes`` of data, having
+        kept ``cores`` busy (this process's CPU time over its wall time), if it ran
+        alone on the threads."""
         state = self.kinds.get(kind)
         if state is None or self.fixed is not None:
             return
         if nbytes is not None:
             state.nbytes.add(nbytes)
+        if cores is not None:
+            state.cores = max(cores, 1.0)
         if state.probing:
             state.probe.append(wall)
             state.probe_until = float("inf")
@@ -381,6 +387,9 @@ class Router:
 
     def _decided(self, kind, state, place, why):
         state.probing, state.probe_until = False, float("inf")
+        cores = self.threads.lone_cores(kind) if self.threads is not None else None
+        if cores is not None:  # its probe task, still running alone
+            state.cores = max(cores, state.cores)
         if place == "threads":
             state.fresh = 0.0
             if self.verbose >= 1:
@@ -394,6 +403,7 @@ class Router:
         ``now`` s a task on ``busy`` cores until workers are ready."""
         if self.no_processes is not None:
             return float("inf")
+        a *= state.cores  # a task that keeps c cores busy alone takes c of the N workers'
         send = 2 * (state.pickling or 0.0)
         if state.nbytes.n:
             send += state.nbytes.mean * seconds_per_byte()

@@ -92,7 +92,7 @@ def run(graph, keys, kinds, scheduler, workers, options, hooks, cache=None):
 
 
 class _Job:
-    __slots__ = ("key", "kind", "place", "started", "timeout", "first", "nbytes")
+    __slots__ = ("key", "kind", "place", "started", "timeout", "first", "nbytes", "cores")
 
     def __init__(self, key, kind, place, timeout=None):
         self.key, self.kind, self.place = key, kind, place
@@ -100,6 +100,7 @@ class _Job:
         self.timeout = timeout
         self.first = False  # the first task of its worker
         self.nbytes = None  # intermediate data it returns (for the cost model), if asked
+        self.cores = None  # the cores it kept busy, if it ran alone on the threads
 
     @property
     def deadline(self):
@@ -378,7 +379,8 @@ class _Loop:
             if job.nbytes is not None:  # what it would send back from a worker process
                 job.nbytes += _tasks.nbytes(value)
             if not job.first:  # a worker's first task also loads what the search sends once
-                self.router.finished(job.kind, job.place.name, wall, cpu, job.nbytes)
+                self.router.finished(job.kind, job.place.name, wall, cpu, job.nbytes,
+                                     job.cores)
             self._finish(job.key, value)
         elif outcome == "error":
             # Raised once the tasks before it have run: the error scikit-learn's

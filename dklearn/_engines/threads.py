@@ -139,7 +139,8 @@ class Threads:
         self.busy = 0  # handed out and not answered: read and written by the loop only
         self.queue = collections.deque()
         self.ready = threading.Condition()
-        self.clocks = {}  # thread ident -> (running job, process CPU then, tasks running then)
+        self.lone = None  # (job, process CPU time at its start) of a task started alone
+        self.clocks = {}  # thread ident -> (its CPU clock, running job, its CPU at the start)
         self.threads = [
             threading.Thread(target=self._serve, args=(blas, config), daemon=True,
                              name=f"dklearn-{i}")
@@ -169,31 +170,41 @@ class Threads:
         self.busy -= len(back)
         return [job.key for job, _, _ in back]
 
+    def lone_cores(self, kind):
+        """The cores a task of ``kind`` running alone on the threads keeps busy so far (this
+        process's CPU time over its wall time), or None."""
+        lone = self.lone
+        if lone is None or lone[0].kind != kind or lone[0].started is None:
+            return None
+        wall = time.perf_counter() - lone[0].started
+        return (time.process_time() - lone[1]) / wall if wall > 0 else None
+
     def running_kinds(self):
         """The kind of each task running now, one entry per task."""
-        return [job.kind for job, _, _ in list(self.clocks.values())]
+        return [job.kind for _, job, _ in list(self.clocks.values())]
 
     def running(self):
-        """(kind, wall seconds, CPU seconds so far: see ``_cpu_share``) of each task running
-        now."""
+        """(kind, wall seconds, CPU seconds so far) of each task running now."""
         now = time.perf_counter()
-        return [(job.kind, now - job.started, self._cpu_share(cpu0, running0))
-                for job, cpu0, running0 in list(self.clocks.values())]
-
-    def _cpu_share(self, cpu0, running0):
-        """A task's share of this process's CPU time since it started: the process's, every
-        thread's (an OpenMP team a fit starts counts, as the GIL's idle waiters do
-        not), split evenly among the tasks running meanwhile.  A task that keeps
-        the cores busy with threads of its own has them all, and a worker process
-        would give it no more."""
-        running = max((running0 + len(self.clocks)) / 2, 1.0)
-        return (time.process_time() - cpu0) / running
+        out = []
+        for clock, job, cpu0 in list(self.clocks.values()):
+            if clock is not None:
+                try:
+                    cpu = time.clock_gettime(clock)
+                except OSError:  # the thread has moved on
+                    continue
+                out.append((job.kind, now - job.started, cpu - cpu0))
+        return out
 
     def _serve(self, blas, config):
         limits.cap_this_thread(blas)
         sklearn.set_config(**config)
         _tasks.RUNNING.task = _tasks.RUNNING.beside = True
         ident = threading.get_ident()
+        try:
+            clock = time.pthread_getcpuclockid(ident)
+        except (AttributeError, OSError):
+            clock = None
         while True:
             with self.ready:
                 while not self.queue:
@@ -203,8 +214,9 @@ class Threads:
                 return
             job, task, inputs = item
             job.started = time.perf_counter()
-            cpu0 = time.process_time()
-            self.clocks[ident] = (job, cpu0, len(self.clocks) + 1)
+            alone, process_cpu = not self.clocks, time.process_time()
+            self.lone = (job, process_cpu) if alone else None
+            self.clocks[ident] = (clock, job, time.thread_time())
             with nested_parallelism():
                 if _compat.EACH_FIT_CATCHES_WARNINGS and self.busy == 1:
                     # The only task out (a probe's): under catch_warnings, as in
@@ -214,9 +226,13 @@ class Threads:
                         outcome = _timed(task, inputs)
                 else:
                     outcome = _timed(task, inputs)
-            cpu = self._cpu_share(cpu0, self.clocks.pop(ident)[2])
+            del self.clocks[ident]
+            if alone and not self.clocks:
+                # The cores it kept busy by itself: its own threads count (an OpenMP
+                # team, which a cap may not reach: LightGBM sizes its own).
+                job.cores = (time.process_time() - process_cpu) / max(outcome[2], 1e-9)
             item = task = inputs = None
-            self.inbox.post((job, *outcome[:3], cpu))
+            self.inbox.post((job, *outcome))
 
     def close(self, abort):
         with self.ready:
