@@ -550,7 +550,11 @@ def _hstack(Xs):
 
     if any(sparse.issparse(X) for X in Xs):
         return sparse.hstack(Xs).tocsr()
-    return np.concatenate(Xs, axis=1)  # as FeatureUnion (and its errors: a None output)
+    # As FeatureUnion joins them, with its errors (a branch returning None):
+    # concatenated from scikit-learn 1.9 (its array API support), hstacked before.
+    if _compat.sklearn_version() >= (1, 9):
+        return np.concatenate(Xs, axis=1)
+    return np.hstack(Xs)
 
 
 def stack_columns(config, folds):
