@@ -22,13 +22,16 @@ def work(name):
     if name == "rf":
         from sklearn.ensemble import RandomForestClassifier
         X, y = make_classification(n_samples=3000, n_features=30, random_state=0)
-        return RandomForestClassifier(n_estimators=50, random_state=0), {"max_depth": [4, 8, None], "min_samples_leaf": [1, 5]}, X, y, "grid"
+        grid = {"max_depth": [4, 8, None], "min_samples_leaf": [1, 5]}
+        return RandomForestClassifier(n_estimators=50, random_state=0), grid, X, y, "grid"
     if name == "knn":
         from sklearn.neighbors import KNeighborsClassifier
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
         X, y = make_classification(n_samples=6000, n_features=40, random_state=0)
-        return make_pipeline(StandardScaler(), KNeighborsClassifier()), {"kneighborsclassifier__n_neighbors": [3, 5, 9, 15, 25], "kneighborsclassifier__weights": ["uniform", "distance"]}, X, y, "grid"
+        grid = {"kneighborsclassifier__n_neighbors": [3, 5, 9, 15, 25],
+                "kneighborsclassifier__weights": ["uniform", "distance"]}
+        return make_pipeline(StandardScaler(), KNeighborsClassifier()), grid, X, y, "grid"
     if name == "svc":
         from sklearn.svm import SVC
         X, y = make_classification(n_samples=3000, n_features=20, random_state=0)
@@ -36,17 +39,21 @@ def work(name):
     if name == "gb":
         from sklearn.ensemble import GradientBoostingClassifier
         X, y = make_classification(n_samples=2000, n_features=20, random_state=0)
-        return GradientBoostingClassifier(n_estimators=50, random_state=0), {"max_depth": [2, 3, 4], "learning_rate": [0.05, 0.1]}, X, y, "grid"
+        grid = {"max_depth": [2, 3, 4], "learning_rate": [0.05, 0.1]}
+        return GradientBoostingClassifier(n_estimators=50, random_state=0), grid, X, y, "grid"
     if name == "lgbm":
         import lightgbm
         X, y = make_classification(n_samples=5000, n_features=30, random_state=0)
-        return lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, random_state=0), {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1]}, X, y, "grid"
+        grid = {"num_leaves": [15, 31, 63], "learning_rate": [0.05, 0.1]}
+        est = lightgbm.LGBMClassifier(n_estimators=100, verbose=-1, random_state=0)
+        return est, grid, X, y, "grid"
     if name == "ridge_poly":
         from sklearn.linear_model import Ridge
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import PolynomialFeatures, StandardScaler
         X, y = make_regression(n_samples=4000, n_features=15, noise=1.0, random_state=0)
-        return make_pipeline(PolynomialFeatures(), StandardScaler(), Ridge()), {"polynomialfeatures__degree": [1, 2, 3], "ridge__alpha": np.logspace(-3, 3, 7)}, X, y, "grid"
+        grid = {"polynomialfeatures__degree": [1, 2, 3], "ridge__alpha": np.logspace(-3, 3, 7)}
+        return make_pipeline(PolynomialFeatures(), StandardScaler(), Ridge()), grid, X, y, "grid"
     if name == "rand_lr":
         from scipy.stats import loguniform
         from sklearn.linear_model import LogisticRegression

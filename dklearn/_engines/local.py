@@ -51,8 +51,8 @@ import joblib
 from .. import _compat, _tasks
 from . import CrashedWorker, FitTimeout, cost, limits, named
 from .threads import Here, Inbox, Threads
-from .processes import (MMAP_BYTES, Processes, Resend, TaskNotSendable, WorkerUnavailable,
-                        warm_count, zygote_ready)
+from .processes import (Processes, Resend, TaskNotSendable, WorkerUnavailable, warm_count,
+                        with_each_task, zygote_ready)
 
 # A task past its time limit ends with its worker's own timer; if the worker
 # is still there this much later, the loop kills it.
@@ -282,9 +282,9 @@ class _Loop:
         return None
 
     def _nbytes(self, key):
-        """The intermediate data the task of ``key`` reads."""
-        return sum(_tasks.nbytes(self.values[dep]) for dep in self.deps[key]
-                   if not self.is_constant(dep))
+        """The intermediate data the task of ``key`` would send to a worker process."""
+        inputs = {dep: self.values[dep] for dep in self.deps[key]}
+        return _tasks.nbytes(list(with_each_task(inputs, self.is_constant).values()))
 
     def _open(self, name):
         if name == "threads":
@@ -469,9 +469,7 @@ def _pickling_seconds(task, inputs, is_constant):
 
     start = time.perf_counter()
     try:
-        # What goes with each task: constants and large intermediates go once, by file.
-        cloudpickle.dumps((task, {k: v for k, v in inputs.items()
-                                  if not is_constant(k) and _tasks.nbytes(v) < MMAP_BYTES}))
+        cloudpickle.dumps((task, with_each_task(inputs, is_constant)))
     except Exception:  # noqa: BLE001 - it will not go: the cost model hears that then
         return 0.0
     return time.perf_counter() - start

@@ -391,6 +391,14 @@ class _StorePickler(_Pickler):
         return name
 
 
+def with_each_task(inputs, is_constant):
+    """The inputs of a task that travel in its payload.  Constants go by file once per
+    search; so do large intermediates, once each (read by several tasks, they
+    would otherwise be pickled into each payload)."""
+    return {k: v for k, v in inputs.items()
+            if not is_constant(k) and _tasks.nbytes(v) < MMAP_BYTES}
+
+
 class Processes:
     """The loop's place for tasks in worker processes (``n`` of them)."""
 
@@ -460,12 +468,8 @@ class Processes:
     # -- tasks ---------------------------------------------------------------------
 
     def start(self, job, task, inputs, timeout=None):
-        # Constants go by file once per search; so do large intermediates, once each
-        # (read by several tasks, they would otherwise be pickled into each payload).
-        by_file = {k for k, v in inputs.items()
-                   if self.is_constant(k) or _tasks.nbytes(v) >= MMAP_BYTES}
-        worker = self._worker_for(_tasks.nbytes(
-            [v for k, v in inputs.items() if k not in by_file]))
+        inline = with_each_task(inputs, self.is_constant)
+        worker = self._worker_for(_tasks.nbytes(list(inline.values())))
         if self.store is None:
             try:
                 self.store = Store()
@@ -474,7 +478,7 @@ class Processes:
                     "dklearn's worker processes need a writable temporary folder "
                     f"(tempfile.gettempdir(), TMPDIR): {error}") from error
         try:
-            data = {k: self.store.put(k, v, keep=self.is_constant(k)) if k in by_file else v
+            data = {k: v if k in inline else self.store.put(k, v, keep=self.is_constant(k))
                     for k, v in inputs.items()}
             payload = _dumps((self.store.folder, self.config, self.filters, task, data))
         except Exception as error:  # noqa: BLE001 - e.g. an estimator holding a lock

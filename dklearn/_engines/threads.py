@@ -214,8 +214,8 @@ class Threads:
                 return
             job, task, inputs = item
             job.started = time.perf_counter()
-            alone, process_cpu = not self.clocks, time.process_time()
-            self.lone = (job, process_cpu) if alone else None
+            # A task started alone stays so until another starts beside it.
+            lone = self.lone = (job, time.process_time()) if not self.clocks else None
             self.clocks[ident] = (clock, job, time.thread_time())
             with nested_parallelism():
                 if _compat.EACH_FIT_CATCHES_WARNINGS and self.busy == 1:
@@ -227,10 +227,11 @@ class Threads:
                 else:
                     outcome = _timed(task, inputs)
             del self.clocks[ident]
-            if alone and not self.clocks:
+            if lone is not None and self.lone is lone:
                 # The cores it kept busy by itself: its own threads count (an OpenMP
                 # team, which a cap may not reach: LightGBM sizes its own).
-                job.cores = (time.process_time() - process_cpu) / max(outcome[2], 1e-9)
+                job.cores = (time.process_time() - lone[1]) / max(outcome[2], 1e-9)
+                self.lone = None
             item = task = inputs = None
             self.inbox.post((job, *outcome))
 
