@@ -378,15 +378,24 @@ def test_local_mode_opens_no_port(scheduler):
 
 
 def test_a_worker_process_imports_the_task_bodies_without_dask_or_the_searches():
-    # Defined outside any importable module, so that it travels by value and
-    # its unpickling imports nothing (this test module imports dask).
-    probe = eval("lambda names: sorted(m for m in names.value if m in __import__('sys').modules)",
-                 {"__name__": "not_an_importable_module"})
-    names = ("dask", "distributed", "dklearn.model_selection", "dklearn._plan")
-    graph = {"probe": (probe, Const(names))}
-    [found] = local.run(graph, ["probe"], {"probe": "probe"}, "processes", 1,
-                        _engines.Options(), _engines.Hooks())
-    assert found == []
+    # In a fresh process: here, the zygote has imported the modules earlier
+    # tests' estimators came from (this one among them, which imports dask).
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        from dklearn import _engines
+        from dklearn._engines import local
+        from dklearn._tasks import Const
+        # Defined outside any importable module, so that it travels by value and
+        # its unpickling imports nothing.
+        probe = eval("lambda names: sorted(m for m in names.value "
+                     "if m in __import__('sys').modules)",
+                     {"__name__": "not_an_importable_module"})
+        names = ("dask", "distributed", "dklearn.model_selection", "dklearn._plan")
+        [found] = local.run({"probe": (probe, Const(names))}, ["probe"], {"probe": "probe"},
+                            "processes", 1, _engines.Options(), _engines.Hooks())
+        print("imported in the worker:", found)
+    """)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "imported in the worker: []" in out.stdout
 
 
 class OpenMPProbe(ClassifierMixin, BaseEstimator):

@@ -43,6 +43,11 @@ def test_user_script_gives_sklearns_results_on_every_engine(script):
     run_script(script)
 
 
+def test_warm_workers_see_a_reloaded_module_an_environment_variable_and_sys_path_as_now():
+    out = run_script("changes_between_searches.py")
+    assert "compared: 5" in out
+
+
 def test_a_gil_bound_estimator_of_main_moves_to_processes_with_sklearns_results(tmp_path):
     out = run_script("gil_bound.py", str(tmp_path / "pids"))
     moved = int(out.split("fits in worker processes:")[1].split()[0])

@@ -10,7 +10,8 @@ safe.  Its control socket (a datagram pair, which carries file descriptors)
 speaks, as pickles of plain values:
 
     parent -> zygote   ("hello", sys.path, idle seconds)       once, first
-                       ("fork", sys.path, BLAS cap)  + a socket  a new worker on it
+                       ("fork", sys.path, environment changes, BLAS cap)
+                                                 + a socket: a new worker on it
                        ("import", module names)                  before forking: warm them
     zygote -> parent   ("ready", pid, CPU seconds) | ("start-error", traceback)
 
@@ -255,13 +256,17 @@ def serve(conn, idle):
         del value, data, task, result
 
 
-def _become_worker(control, fd, sys_path, blas, idle):
+def _become_worker(control, fd, sys_path, environ, blas, idle):
     """In a fresh fork of the zygote: become a worker serving the socket ``fd``."""
     control.close()
     os.setsid()
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     sys.path[:] = sys_path
+    changed, removed = environ  # the parent's, since the zygote started
+    os.environ.update(changed)
+    for name in removed:
+        os.environ.pop(name, None)
     if blas is not None:
         # Libraries loaded from now on read these; those loaded already are capped here.
         for name in _THREAD_VARIABLES:
@@ -345,9 +350,9 @@ def zygote(control):
                 except BaseException:  # noqa: BLE001 - the worker will say, if it matters
                     pass
             continue
-        _, sys_path, blas = message
+        _, sys_path, environ, blas = message
         if os.fork() == 0:
-            _become_worker(control, fds[0], sys_path, blas, idle)
+            _become_worker(control, fds[0], sys_path, environ, blas, idle)
         os.close(fds[0])
 
 

@@ -28,7 +28,14 @@ many workers read them.
 Warm across searches: the zygote, and the idle workers a search hands back
 (``_WARM``), serve the next search of this process, as scikit-learn's
 reusable loky workers do.  Idle for ``IDLE_SECONDS``, they leave; they also
-leave when this process exits, however it exits.
+leave when this process exits, however it exits.  What a worker took from
+this process when it started, it keeps; so a warm worker serves a search
+only if nothing it took has changed since: ``sys.path`` and the
+environment (each fork gets the current ones), and the files of the
+modules imported here (a notebook's autoreload, ``importlib.reload``: a
+file edited after the zygote started retires it and its workers).  A
+module's variables changed in memory are not seen, as in scikit-learn's
+workers.
 """
 
 import atexit
@@ -43,6 +50,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -94,6 +102,8 @@ class _Zygote:
             child.close()
         self.sock = parent
         self.born = time.perf_counter()
+        self.born_wall = time.time()  # against the files' modification times
+        self.environ = dict(os.environ)  # what it started with
         self.ready = False
         self.error = None  # why it could not start, once known
         self.start_seconds = None  # from launch to ready
@@ -107,8 +117,12 @@ class _Zygote:
         """A new worker's socket (it says "ready" on it once forked), and its send buffer."""
         ours, theirs = socket.socketpair()
         try:
-            socket.send_fds(self.sock, [pickle.dumps(("fork", list(sys.path), blas))],
-                            [theirs.fileno()])
+            # The environment as it is now: what changed since the zygote started.
+            now = os.environ
+            changes = ({k: v for k, v in now.items() if self.environ.get(k) != v},
+                       [k for k in self.environ if k not in now])
+            message = ("fork", list(sys.path), changes, blas)
+            socket.send_fds(self.sock, [pickle.dumps(message)], [theirs.fileno()])
         finally:
             theirs.close()
         buffer = ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
@@ -158,7 +172,8 @@ class _Zygote:
 class _Worker:
     def __init__(self, zygote, blas):
         self.conn, self.buffer = zygote.fork(blas)
-        self.blas = blas
+        self.took = _what_a_worker_takes(blas)
+        self.zygote_born = zygote.born_wall
         self.pid = None  # known once ready
         self.jobs = collections.deque()  # the one it runs, then the one it holds ahead
         self.served = 0
@@ -198,19 +213,61 @@ _WARM = []
 def _zygote():
     global _ZYGOTE
     with _LOCK:
+        if (_ZYGOTE is not None and _ZYGOTE.ready and _ZYGOTE.alive()
+                and _ZYGOTE.born_wall <= _last_edit()):
+            _ZYGOTE.close()  # it imported a file edited since: its forks would run old code
+            _ZYGOTE = None
         if _ZYGOTE is None or not _ZYGOTE.alive():
             _ZYGOTE = _Zygote()
         return _ZYGOTE
 
 
+def _what_a_worker_takes(blas):
+    """What a worker keeps from this process as it was when it was forked."""
+    return blas, tuple(sys.path), tuple(sorted(os.environ.items()))
+
+
+# Where the standard library and installed packages live: their modules are
+# not edited between two searches, and need no look (1,500 of them, say).
+_LIBRARIES = tuple({os.path.join(path, "") for name in ("stdlib", "platstdlib", "purelib",
+                                                         "platlib")
+                    for path in (sysconfig.get_paths()[name],
+                                 os.path.realpath(sysconfig.get_paths()[name]))})
+
+
+def _last_edit():
+    """The latest modification time of the files of the other modules imported here (the
+    user's own; ``__main__`` travels by value)."""
+    latest = 0.0
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__dict__", {}).get("__file__")
+        if not path or name in ("__main__", "__mp_main__") or path.startswith(_LIBRARIES):
+            continue
+        try:
+            latest = max(latest, os.stat(path).st_mtime)
+        except (OSError, TypeError, ValueError):  # gone, or not a path
+            pass
+    return latest
+
+
+def _still_current(blas):
+    """Whether an idle worker took from this process what it is now (see module doc)."""
+    if not _WARM:
+        return lambda worker: False
+    now, edited = _what_a_worker_takes(blas), _last_edit()
+    return lambda worker: worker.took == now and worker.zygote_born > edited
+
+
 def _take_warm(n, blas):
-    """Up to ``n`` idle workers from earlier searches with the same BLAS cap."""
+    """Up to ``n`` idle workers from earlier searches, still current."""
+    current = _still_current(blas)
     with _LOCK:
-        taken = [w for w in _WARM if w.blas == blas][:n]
+        same = [w for w in _WARM if current(w)]
+        taken = same[:n]
         for worker in taken:
             worker.served = 1  # its first task loads nothing it has not seen
-        for worker in [w for w in _WARM if w.blas != blas]:
-            worker.kill()  # a cap no search asks for now
+        for worker in [w for w in _WARM if w not in same]:
+            worker.kill()  # what it took has changed (a cap no search asks for, say)
         _WARM[:] = []
     alive = []
     for worker in taken:
@@ -222,9 +279,10 @@ def _take_warm(n, blas):
 
 
 def warm_count(blas):
-    """How many idle workers with this BLAS cap wait for a search."""
+    """How many idle workers with this BLAS cap, still current, wait for a search."""
+    current = _still_current(blas)
     with _LOCK:
-        return sum(w.blas == blas for w in _WARM)
+        return sum(map(current, _WARM))
 
 
 def zygote_ready():
