@@ -240,12 +240,16 @@ def _last_edit():
     user's own; ``__main__`` travels by value)."""
     latest = 0.0
     for name, module in list(sys.modules.items()):
-        path = getattr(module, "__dict__", {}).get("__file__")
-        if not path or name in ("__main__", "__mp_main__") or path.startswith(_LIBRARIES):
+        try:  # past a module's own attribute hooks: a lazily loaded module stays unloaded
+            path = object.__getattribute__(module, "__dict__").get("__file__")
+        except (AttributeError, TypeError):
+            continue
+        if (not isinstance(path, str) or name in ("__main__", "__mp_main__")
+                or path.startswith(_LIBRARIES)):
             continue
         try:
             latest = max(latest, os.stat(path).st_mtime)
-        except (OSError, TypeError, ValueError):  # gone, or not a path
+        except (OSError, ValueError):  # gone, or not a path
             pass
     return latest
 
