@@ -93,6 +93,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.validation import validate_data
 
 from . import _compat, _tasks
+from ._own_code import is_own
 from ._tasks import Const
 
 
@@ -209,53 +210,104 @@ def _class_token(cls):
 def _code_token(cls):
     """A hash of what a class runs, the same in every process.
 
-    Its code and that of its bases from the same module, the functions of
-    that module they call, and the module's plain values and arrays they
-    read.  (cloudpickle's bytes differ from process to process: it marks a
-    class sent by value with a random id.)
+    Its code and that of its bases of the user's own code (``_own_code``),
+    and what that code reads, followed through: the functions and classes of
+    the user's own code it names (in its module or another, a decorated
+    method's own body in the decorator's closure), with their defaults, and
+    the plain values, containers of them and arrays it names.  What an
+    installed package or the standard library defines is named only (the
+    checkpoint's scope holds the versions that matter).  (cloudpickle's
+    bytes differ from process to process: it marks a class sent by value with
+    a random id.)
     """
-    home = cls.__module__
-    module = sys.modules.get(home)
-    names = vars(module) if module is not None else {}
     parts, seen = [], set()
 
-    def code(co):
+    def code(co, scope):
         if co in seen:
             return
         seen.add(co)
         parts.append((co.co_code, co.co_names, co.co_varnames))
         for const in co.co_consts:
             if isinstance(const, types.CodeType):
-                code(const)
+                code(const, scope)
             elif isinstance(const, frozenset):  # its order varies with the hash seed
                 parts.append(sorted(map(repr, const)))
             else:
                 parts.append(repr(const))
-        for name in co.co_names:  # the globals it may read
-            value = names.get(name)
-            if isinstance(value, types.FunctionType) and value.__module__ == home:
-                function(value)
-            elif type(value) in _PLAIN or hasattr(value, "__array__"):
-                parts.append((name, _describe(value)))
+        for name in co.co_names:  # the globals it may read (and attributes it names)
+            if name in scope:
+                value(name, scope[name], co.co_names)
+
+    def value(name, obj, names):
+        if isinstance(obj, (types.FunctionType, type)):
+            if id(obj) in seen:
+                return
+            seen.add(id(obj))
+            if not is_own(obj.__module__):
+                parts.append((name, obj.__module__, obj.__qualname__))
+            elif isinstance(obj, type):
+                klass(obj)
+            else:
+                function(obj)
+        elif isinstance(obj, types.ModuleType):
+            if is_own(obj.__name__):  # ``helpers.adjust``: its members this code names
+                members = vars(obj)
+                for attribute in names:
+                    if attribute in members and not isinstance(members[attribute],
+                                                               types.ModuleType):
+                        value(attribute, members[attribute], names)
+        else:
+            described = _plain(obj)
+            if described is not None:
+                parts.append((name, described))
 
     def function(fn):
-        code(fn.__code__)
-        parts.append(repr(fn.__defaults__))
+        code(fn.__code__, fn.__globals__)
+        parts.append((_plain(fn.__defaults__), _plain(fn.__kwdefaults__)))
+        for cell in fn.__closure__ or ():
+            try:
+                contents = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            value("<closure>", contents, fn.__code__.co_names)
 
-    for klass in cls.__mro__:
-        if klass.__module__ != home:
-            parts.append((klass.__module__, klass.__qualname__))
-            continue
-        for name, value in sorted(vars(klass).items()):
-            value = getattr(value, "__func__", value)  # staticmethod, classmethod
-            if isinstance(value, property):
-                value = value.fget
-            if isinstance(value, types.FunctionType):
+    def klass(k):
+        for name, member in sorted(vars(k).items()):
+            member = getattr(member, "__func__", member)  # staticmethod, classmethod
+            if isinstance(member, property):
+                member = member.fget
+            if not isinstance(member, types.FunctionType):  # functools.lru_cache, say
+                member = getattr(member, "__wrapped__", member)
+            if isinstance(member, types.FunctionType):
                 parts.append(name)
-                function(value)
-            elif type(value) in _PLAIN:
-                parts.append((name, value))
+                function(member)
+            elif type(member) in _PLAIN:
+                parts.append((name, member))
+
+    for base in cls.__mro__:
+        if base is not cls and not is_own(base.__module__):
+            parts.append((base.__module__, base.__qualname__))
+        else:
+            seen.add(id(base))
+            klass(base)
     return hashlib.md5(repr(parts).encode()).hexdigest()
+
+
+def _plain(obj, depth=0):
+    """A plain value, a container of them or an array, described; None for anything else."""
+    if type(obj) in _PLAIN:
+        return obj
+    if hasattr(obj, "__array__") and not isinstance(obj, type):
+        return _describe(obj)
+    if depth < 4 and type(obj) in (list, tuple, dict, set, frozenset):
+        if isinstance(obj, dict):
+            items = [(_plain(k, depth + 1), _plain(v, depth + 1)) for k, v in obj.items()]
+        else:
+            items = [_plain(item, depth + 1) for item in obj]
+        if isinstance(obj, (set, frozenset)):
+            items.sort(key=repr)  # their order varies with the hash seed
+        return (type(obj).__name__, tuple(items))
+    return None
 
 
 def _state_token(obj):

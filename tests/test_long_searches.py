@@ -101,6 +101,7 @@ def test_changed_data_or_grid_reuses_nothing(tmp_path):
 
 
 EDITED_CLASS = """
+import functools
 import sys
 
 import numpy as np
@@ -111,6 +112,13 @@ from sklearn.linear_model import LogisticRegression
 from dklearn.model_selection import GridSearchCV
 
 FLIP = {flip}  # the user's edit between two runs
+
+
+def passing(method):  # a decorator, as users write them
+    @functools.wraps(method)
+    def wrapper(self, X):
+        return method(self, X)
+    return wrapper
 
 
 class Thresholded(ClassifierMixin, BaseEstimator):
@@ -124,6 +132,7 @@ class Thresholded(ClassifierMixin, BaseEstimator):
         self.classes_ = self.lr_.classes_
         return self
 
+    {decorator}
     def predict(self, X):
         {predict}
 
@@ -135,17 +144,21 @@ print(list(search.cv_results_["mean_test_score"]))
 """
 
 
-@pytest.mark.parametrize("edit", ["method", "global"])
+@pytest.mark.parametrize("edit", ["method", "global", "list", "decorated"])
 def test_a_class_of_the_script_edited_between_runs_reuses_nothing(tmp_path, edit):
     # Run again unchanged, in a new process: everything is reused.  Edited (its
-    # code, or a value of the script its code reads): nothing is.
+    # code, a value of the script its code reads, an item of a list it reads, the
+    # body of a method a decorator wraps): nothing is.
     path, log = str(tmp_path / "search.sqlite"), tmp_path / "fits"
-
-    flipped = "return 1 - self.lr_.predict(X) if FLIP else self.lr_.predict(X)"
-    plain = "return self.lr_.predict(X)" if edit == "method" else flipped
+    plain = "return self.lr_.predict(X)"
+    reads = {"global": "FLIP", "list": "FLIP[0]"}.get(edit)
+    if reads:
+        plain = f"return 1 - self.lr_.predict(X) if {reads} else self.lr_.predict(X)"
 
     def run(predict=plain, flip=False):
-        script = EDITED_CLASS.format(predict=predict, flip=flip)
+        script = EDITED_CLASS.format(predict=predict,
+                                     flip=[flip] if edit == "list" else flip,
+                                     decorator="@passing" if edit == "decorated" else "")
         out = subprocess.run([sys.executable, "-c", script, path, str(log)], cwd=ROOT,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
@@ -156,10 +169,10 @@ def test_a_class_of_the_script_edited_between_runs_reuses_nothing(tmp_path, edit
     first, fits = run()
     assert fits == 6
     assert run() == (first, 0)
-    if edit == "method":
-        edited, fits = run(predict="return 1 - self.lr_.predict(X)")
-    else:
+    if reads:
         edited, fits = run(flip=True)
+    else:
+        edited, fits = run(predict="return 1 - self.lr_.predict(X)")
     assert fits == 6
     np.testing.assert_allclose(edited, 1 - np.array(first))
 
@@ -227,6 +240,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
+import userhelpers
+
 
 class Thresholded(ClassifierMixin, BaseEstimator):
     def __init__(self, C=1.0):
@@ -238,7 +253,12 @@ class Thresholded(ClassifierMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        return {predict}
+        return userhelpers.adjust({predict})
+"""
+
+USER_HELPERS = """
+def adjust(predicted):
+    return {adjust}
 """
 
 USES_THE_MODULE = """
@@ -258,18 +278,25 @@ print(list(search.cv_results_["mean_test_score"]))
 """
 
 
-def test_a_class_of_the_users_own_module_edited_between_runs_reuses_nothing(tmp_path):
+@pytest.mark.parametrize("edit", ["class", "helper"])
+def test_a_class_of_the_users_own_module_edited_between_runs_reuses_nothing(tmp_path, edit):
+    # The class's module, or a function of another module of the user's it calls.
     path = str(tmp_path / "search.sqlite")
 
-    def run(predict):
+    def run(predict="self.lr_.predict(X)", adjust="predicted"):
         (tmp_path / "usermodels.py").write_text(USER_MODULE.format(predict=predict))
+        (tmp_path / "userhelpers.py").write_text(USER_HELPERS.format(adjust=adjust))
         out = subprocess.run([sys.executable, "-c", USES_THE_MODULE, path, str(tmp_path)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr
         return np.array(eval(out.stdout.strip().splitlines()[-1], {"np": np}))
 
-    first = run("self.lr_.predict(X)")
-    np.testing.assert_allclose(run("1 - self.lr_.predict(X)"), 1 - first)
+    first = run()
+    if edit == "class":
+        edited = run(predict="1 - self.lr_.predict(X)")
+    else:
+        edited = run(adjust="1 - predicted")
+    np.testing.assert_allclose(edited, 1 - first)
 
 
 def test_checkpoint_holds_plain_json(tmp_path):

@@ -50,7 +50,6 @@ import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 import time
@@ -61,6 +60,7 @@ from multiprocessing.connection import Connection
 import cloudpickle
 
 from .. import _tasks
+from .._own_code import own_files
 from ._worker import RemoteTraceback, Stored
 
 # As joblib's loky workers: a notebook's next search finds them warm.
@@ -227,26 +227,10 @@ def _what_a_worker_takes(blas):
     return blas, tuple(sys.path), tuple(sorted(os.environ.items()))
 
 
-# Where the standard library and installed packages live: their modules are
-# not edited between two searches, and need no look (1,500 of them, say).
-_LIBRARIES = tuple({os.path.join(path, "") for name in ("stdlib", "platstdlib", "purelib",
-                                                         "platlib")
-                    for path in (sysconfig.get_paths()[name],
-                                 os.path.realpath(sysconfig.get_paths()[name]))})
-
-
 def _last_edit():
-    """The latest modification time of the files of the other modules imported here (the
-    user's own; ``__main__`` travels by value)."""
+    """The latest modification time of the files of the user's own modules imported here."""
     latest = 0.0
-    for name, module in list(sys.modules.items()):
-        try:  # past a module's own attribute hooks: a lazily loaded module stays unloaded
-            path = object.__getattribute__(module, "__dict__").get("__file__")
-        except (AttributeError, TypeError):
-            continue
-        if (not isinstance(path, str) or name in ("__main__", "__mp_main__")
-                or path.startswith(_LIBRARIES)):
-            continue
+    for path in own_files():
         try:
             latest = max(latest, os.stat(path).st_mtime)
         except (OSError, ValueError):  # gone, or not a path
