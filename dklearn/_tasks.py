@@ -956,6 +956,9 @@ def run_group(settings, plan, names, values, limit=None):
     process's address, for the caller to restart it (see _engines.distributed).
     """
     RUNNING.task = RUNNING.beside = True  # a dask worker's threads run tasks side by side
+    for value in values:
+        if isinstance(value, Stopped):  # a shared step it reads ran too long: so did its fits
+            return Stopped({}, value.key, value.elapsed, value.address)
     steps, outputs = plan.value
     known = dict(zip(names.value, values))
     wanted = set(outputs)
@@ -972,6 +975,11 @@ def run_group(settings, plan, names, values, limit=None):
             if key in wanted:
                 done[key] = known[key]
     return [done[key] for key in outputs]
+
+
+def first_output(result):
+    """The value of a group of one shared step, or the ``Stopped`` its readers pass on."""
+    return result if isinstance(result, Stopped) else result[0]
 
 
 class Stopped:

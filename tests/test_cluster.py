@@ -193,6 +193,50 @@ def test_nested_n_jobs_runs_on_the_same_cluster(cluster):
                for t in stream.data)
 
 
+NESTED = """
+import os, sys
+import joblib, numpy as np
+from distributed import Client
+from sklearn import model_selection as skm
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from dklearn import model_selection as dkm
+
+LOG = sys.argv[2]  # travels with the class (a worker has its own sys.argv)
+
+class Logged(LogisticRegression):
+    def fit(self, X, y, **params):
+        with open(LOG, "a") as log:
+            log.write(f"{os.getpid()}\\n")
+        return super().fit(X, y, **params)
+
+X, y = make_classification(n_samples=150, n_features=6, random_state=0)
+inner = dict(estimator=Logged(), param_grid={"C": [0.1, 1, 10]}, cv=3)
+expected = skm.cross_val_score(skm.GridSearchCV(**inner), X, y, cv=3)
+open(sys.argv[2], "w").close()
+with Client(sys.argv[1]) as client:  # the active Client
+    got = dkm.cross_val_score(dkm.GridSearchCV(**inner), X, y, cv=3)
+    np.testing.assert_array_equal(got, expected)
+    with joblib.parallel_config(backend="dask"):  # scikit-learn's loop on the cluster
+        got = skm.cross_val_score(dkm.GridSearchCV(**inner), X, y, cv=3, n_jobs=-1)
+    np.testing.assert_array_equal(got, expected)
+pids = set(open(sys.argv[2]).read().split())
+print("fits:", len(open(sys.argv[2]).read().split()), "here:", str(os.getpid()) in pids)
+"""
+
+
+def test_a_search_inside_a_cross_validation_on_the_cluster_runs_in_its_task(cluster,
+                                                                         tmp_path):
+    # Its fits wait in the worker's thread, not for tasks of their own: on
+    # workers of one thread each, those would never start (the search hung).
+    out = subprocess.run([sys.executable, "-c", NESTED, cluster.address,
+                          str(tmp_path / "pids")], capture_output=True, text=True,
+                         timeout=180)
+    assert out.returncode == 0, out.stderr
+    # 2 outer loops x 3 outer folds x (9 inner fits + 1 refit): none here.
+    assert "fits: 60 here: False" in out.stdout, out.stdout
+
+
 def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):
     host = cluster.address.replace("tcp://", "")
     kwargs = dict(estimator=PIPE, param_grid=GRID, n_jobs=-1)
@@ -395,6 +439,37 @@ def test_with_error_score_raise_a_fit_past_its_limit_raises_after_its_worker_res
         time.sleep(1)
         busy = [p for p in psutil_children(crash_cluster) if p.cpu_percent(interval=0.5) > 50]
         assert not busy
+
+
+class SlowStep(StandardScaler):
+    """A shared pipeline step whose fit never ends, when ``slow``."""
+
+    def __init__(self, slow=False):
+        super().__init__()
+        self.slow = slow
+
+    def fit(self, X, y=None, **params):
+        if self.slow:
+            time.sleep(600)
+        return super().fit(X, y, **params)
+
+
+def test_a_shared_step_past_its_limit_on_the_cluster_fails_every_fit_that_needs_it(
+        crash_cluster):
+    pipe = Pipeline([("step", SlowStep()), ("clf", LogisticRegression())])
+    grid = {"step__slow": [False, True], "clf__C": [0.1, 1.0]}
+    with distributed.Client(crash_cluster.address) as client:
+        start = time.monotonic()
+        with pytest.warns(FitFailedWarning, match="'fit SlowStep' ran longer than fit_timeout"):
+            search = GridSearchCV(pipe, grid, cv=2, scheduler=client, fit_timeout=2).fit(X, y)
+        elapsed = time.monotonic() - start
+        client.wait_for_workers(2, timeout=60)
+    slow = np.array([p["step__slow"] for p in search.cv_results_["params"]])
+    scores = search.cv_results_["mean_test_score"]
+    assert np.isnan(scores[slow]).all() and np.isfinite(scores[~slow]).all()
+    assert elapsed < 2 + 60  # not the step's 600 s
+    time.sleep(1)
+    assert not [p for p in psutil_children(crash_cluster) if p.cpu_percent(interval=0.5) > 50]
 
 
 def psutil_children(running):

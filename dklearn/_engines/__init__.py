@@ -38,10 +38,12 @@ Imports point one way: this module -> ``local`` -> ``cost``, ``threads``,
 
 ``n_jobs`` follows scikit-learn and joblib: ``None`` means the ``n_jobs`` of
 an active ``joblib.parallel_config``, else every core (dklearn's default,
-where scikit-learn's is one), or one inside a task of another search;
+where scikit-learn's is one), or one inside a task (of another search, or of
+a dask worker);
 -1 every core, -2 all but one, ``k`` k workers.
 """
 
+import sys
 from dataclasses import dataclass, field
 
 import joblib
@@ -103,13 +105,29 @@ def n_workers(n_jobs):
     if n_jobs is None:
         n_jobs = _compat.joblib_n_jobs()
         if n_jobs is None:
-            return 1 if getattr(_tasks.RUNNING, "task", False) else cores
+            return 1 if inside_a_task() else cores
     if n_jobs < 0:
         return max(cores + 1 + n_jobs, 1)
     if n_jobs == 0:
         # joblib's words, which scikit-learn's searches raise
         raise ValueError("n_jobs == 0 in Parallel has no meaning")
     return n_jobs
+
+
+def inside_a_task():
+    """Whether this thread runs a task of a search, or of a dask worker (a search of
+    scikit-learn's on joblib's dask backend, say), whose workers are busy already."""
+    if getattr(_tasks.RUNNING, "task", False):
+        return True
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # not in a worker's task
+        return False
+    return True
 
 
 def check_scheduler(scheduler):
@@ -128,9 +146,15 @@ def check_scheduler(scheduler):
 
 
 def resolve(scheduler):
-    """The engine ``scheduler=None`` stands for now: a local name or a Client (or None)."""
+    """The engine ``scheduler=None`` stands for now: a local name or a Client (or None).
+
+    Inside a task of a search, or of a dask worker, the local loop: in that task's
+    thread (see ``n_workers``), whatever joblib backend or Client the task sees.
+    """
     if scheduler is not None:
         return scheduler
+    if inside_a_task():
+        return None
     chosen = _compat.joblib_scheduler()
     if chosen is not None:
         return chosen

@@ -32,13 +32,18 @@ a dying worker, innocent or not, and a fit is recorded as crashed only if
 it killed a worker running it alone.  With ``fit_timeout``, a chunk whose
 fit runs too long returns at once what it finished; dklearn restarts that
 worker through dask (``Client.restart_workers``: dask recomputes whatever
-else was on it, as for any lost worker) and submits the rest again.
+else was on it, as for any lost worker) and submits the rest again.  A
+shared step past the limit is returned as stopped, and so is each chunk
+that reads it: its fits are stopped fits, as in the local engine.
+
+A search inside a task (a dklearn search in a cross-validation, itself on
+the cluster) runs in that task's thread: waiting in a worker's thread for
+tasks of its own, it would hold the very threads they need.
 """
 
 import asyncio
 import concurrent.futures
 import math
-import operator
 import os
 
 from .. import _joblib, _tasks
@@ -90,7 +95,7 @@ def _alone(client, graph, key, threads, values, kinds, options, hooks, attempts)
 def _stop(client, stopped, values, kinds, hooks, options):
     """Restart the workers still running fits past their limit; record those fits (which
     raises first with error_score='raise', so the restart comes before)."""
-    for address in {address for _, _, address in stopped}:
+    for address in {address for _, _, address, _ in stopped}:
         try:
             client.restart_workers([address])
         except Exception as error:  # noqa: BLE001 - a worker without a nanny, say
@@ -102,8 +107,8 @@ def _stop(client, stopped, values, kinds, hooks, options):
                 "Workers started with a nanny (dask's default) can be restarted.",
                 RuntimeWarning,
             )
-    for key, elapsed, address in stopped:
-        values[key] = _timed_out(hooks, key, kinds.get(key), elapsed, options)
+    for key, elapsed, address, step in stopped:  # step: the task past the limit
+        values[key] = _timed_out(hooks, key, kinds.get(step), elapsed, options)
         hooks.done(key, values[key])
 
 
@@ -207,9 +212,10 @@ def _submit(client, graph, plan, options, hooks):
     for key in plan.shared:
         steps = [(key, graph[key])]
         reads = sorted(set(plan.deps[key]))
-        # run_group returns a list of its outputs: this one's value is its first.
-        dask_graph[names[key]] = (operator.getitem,
-                                  _group_task(settings, steps, [key], reads, names, None), 0)
+        # run_group returns a list of its outputs: this one's value is its first.  Past
+        # its limit, its readers return its Stopped, which stops their fits.
+        dask_graph[names[key]] = (_tasks.first_output, _group_task(
+            settings, steps, [key], reads, names, options.fit_timeout))
     chunk_names = []
     for index in range(len(plan.chunks)):
         steps, outputs, reads = plan.chunk_plan(index, graph)
@@ -250,11 +256,13 @@ def _submit(client, graph, plan, options, hooks):
                         values[key] = value
                         hooks.done(key, value)
                     if result.key in chunk:
-                        stopped.append((result.key, result.elapsed, result.address))
-                    else:  # a step inside the chunk: each fit that read it
+                        stopped.append((result.key, result.elapsed, result.address,
+                                        result.key))
+                    else:  # a step inside the chunk, or a shared one: each fit that read it
                         for key in chunk:
                             if key not in values:
-                                stopped.append((key, result.elapsed, result.address))
+                                stopped.append((key, result.elapsed, result.address,
+                                                result.key))
                     continue
                 for key, value in zip(chunk, result):
                     values[key] = value
