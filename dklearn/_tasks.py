@@ -102,6 +102,22 @@ class Const:
     def __reduce__(self):
         return (Const, (self.value,))
 
+    def __dask_tokenize__(self):
+        # What dask cannot hash it pickles and loads back, here; loading a class of
+        # the caller's __main__ that cloudpickle sent by value replaces, in the
+        # caller, its methods with copies whose code is "<dynamic-code>".  Data by
+        # dask's own hashing, the rest by its pickled bytes, never loaded.
+        from dask.base import tokenize
+
+        value = self.value
+        if type(value).__module__.partition(".")[0] in ("numpy", "pandas", "scipy"):
+            return "const", tokenize(value)
+        import hashlib
+
+        import cloudpickle
+
+        return "const", hashlib.md5(cloudpickle.dumps(value)).hexdigest()
+
 
 # ---------------------------------------------------------------------------
 # Evaluating a task (the engines' side)

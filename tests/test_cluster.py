@@ -237,6 +237,44 @@ def test_a_search_inside_a_cross_validation_on_the_cluster_runs_in_its_task(clus
     assert "fits: 60 here: False" in out.stdout, out.stdout
 
 
+UNTOUCHED = """
+import sys
+import numpy as np
+from distributed import Client
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from dklearn.model_selection import GridSearchCV
+
+class Clf(ClassifierMixin, BaseEstimator):
+    registry = {"made": 0}
+    def __init__(self, C=1.0):
+        self.C = C
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+fit, registry = Clf.fit, Clf.registry
+X, y = make_classification(n_samples=60, random_state=0)
+with Client(sys.argv[1]) as client:
+    GridSearchCV(Clf(), {"C": [1.0, 2.0]}, cv=2, scheduler=client).fit(X, y)
+print("same methods:", Clf.fit is fit, Clf.fit.__code__.co_filename == __file__
+      if "__file__" in globals() else Clf.fit.__code__.co_filename != "<dynamic-code>")
+print("same attribute:", Clf.registry is registry)
+"""
+
+
+def test_a_search_on_the_cluster_leaves_the_callers_main_classes_as_they_were(cluster):
+    # dask hashes what it cannot otherwise by pickling it and loading it back here,
+    # which gave a class of __main__ copies of its methods ("<dynamic-code>").
+    out = subprocess.run([sys.executable, "-c", UNTOUCHED, cluster.address],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "same methods: True True" in out.stdout, out.stdout
+    assert "same attribute: True" in out.stdout, out.stdout
+
+
 def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):
     host = cluster.address.replace("tcp://", "")
     kwargs = dict(estimator=PIPE, param_grid=GRID, n_jobs=-1)
