@@ -294,10 +294,11 @@ def _code_token(cls):
 
 
 def _plain(obj, depth=0):
-    """A plain value, a container of them or an array, described; None for anything else."""
+    """A plain value, an array, an estimator (a function's default, say) or a container of
+    them, described; None for anything else (a logger, a client: no content to hash)."""
     if type(obj) in _PLAIN:
         return obj
-    if hasattr(obj, "__array__") and not isinstance(obj, type):
+    if not isinstance(obj, type) and (hasattr(obj, "__array__") or hasattr(obj, "get_params")):
         return _describe(obj)
     if depth < 4 and type(obj) in (list, tuple, dict, set, frozenset):
         if isinstance(obj, dict):

@@ -238,19 +238,12 @@ def _last_edit():
     return latest
 
 
-def _still_current(blas):
-    """Whether an idle worker took from this process what it is now (see module doc)."""
-    if not _WARM:
-        return lambda worker: False
-    now, edited = _what_a_worker_takes(blas), _last_edit()
-    return lambda worker: worker.took == now and worker.zygote_born > edited
-
-
 def _take_warm(n, blas):
-    """Up to ``n`` idle workers from earlier searches, still current."""
-    current = _still_current(blas)
+    """Up to ``n`` idle workers from earlier searches that took from this process what it
+    is now (see module doc)."""
+    now, edited = _what_a_worker_takes(blas), _last_edit() if _WARM else 0.0
     with _LOCK:
-        same = [w for w in _WARM if current(w)]
+        same = [w for w in _WARM if w.took == now and w.zygote_born > edited]
         taken = same[:n]
         for worker in taken:
             worker.served = 1  # its first task loads nothing it has not seen
@@ -267,10 +260,12 @@ def _take_warm(n, blas):
 
 
 def warm_count(blas):
-    """How many idle workers with this BLAS cap, still current, wait for a search."""
-    current = _still_current(blas)
+    """How many idle workers with this BLAS cap (and this process's ``sys.path`` and
+    environment) wait for a search: the cost model's guess, made for every search,
+    so without the look at edited files that taking them makes."""
+    now = _what_a_worker_takes(blas)
     with _LOCK:
-        return sum(map(current, _WARM))
+        return sum(w.took == now for w in _WARM)
 
 
 def zygote_ready():
