@@ -858,6 +858,26 @@ def fit_splits_in_turn(estimator, X, y, args):
     return np.mean(scores)
 
 
+def one_column_error(error):
+    """The error ColumnTransformer raises in place of ``error``, a ValueError from a
+    branch given one column as a scalar (1-D) whose transformer wants 2-D data; None
+    for any other error (ColumnTransformer's own test of the message)."""
+    if not (isinstance(error, ValueError)
+            and "Expected 2D array, got 1D array instead" in str(error)):
+        return None
+    try:  # imported here: sklearn.compose costs the client memory (see _plan)
+        from sklearn.compose._column_transformer import _ERR_MSG_1DCOLUMN as message
+    except ImportError:  # pragma: no cover - the test checks the two are equal
+        message = _ONE_COLUMN_MESSAGE
+    return ValueError(message)
+
+
+_ONE_COLUMN_MESSAGE = (
+    "1D data passed to a transformer that expects 2D data. Try to specify the column "
+    "selection as a list of one item instead of a scalar."
+)
+
+
 def sklearn_config():
     return sklearn.get_config()
 

@@ -87,6 +87,7 @@ import types
 import weakref
 from dataclasses import dataclass, field
 
+import numpy as np
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -411,10 +412,12 @@ class SearchSpec:
 class Flow:
     """Where one fold stands at some point of a pipeline: a graph argument
     (a key or an inline task) that evaluates to a ``_tasks.Fold``, and a token
-    that names it."""
+    that names it.  ``one_column``: it is a ColumnTransformer's branch given one
+    column by a scalar, whose errors that branch reports its own way."""
 
     arg: object
     token: str
+    one_column: bool = False
 
     @property
     def raw(self):
@@ -612,10 +615,10 @@ class Planner:
             self.graph[key] = (
                 _tasks.fit_transform, Const(step), flow.arg,
                 self._sliced_params_dict(params, fold), Const(self.spec.raise_errors),
-                Const(self.spec.return_train_score),
+                Const(self.spec.return_train_score), Const(flow.one_column),
             )
             self.kinds[key] = f"fit {name}"
-        return Flow(key, key)
+        return Flow(key, key, flow.one_column)
 
     def _sliced_params_dict(self, params, fold):
         """Per-method step parameters ({'fit': ..., 'fit_transform': ...}), sliced."""
@@ -650,7 +653,8 @@ class Planner:
         raise_errors = Const(self.spec.raise_errors)
         for _, trans, cols in branches:
             selected = Flow((_tasks.select_columns, flow.arg, Const(cols), raise_errors),
-                            combine("columns", estimator_token(cols), flow.token))
+                            combine("columns", estimator_token(cols), flow.token),
+                            one_column=np.isscalar(cols))
             flows.append(self._transformer(trans, selected, {}, fold))
         weights = ct.transformer_weights or {}
         config = Const((

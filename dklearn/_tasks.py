@@ -434,7 +434,7 @@ def _on_private_copy_if_read_only(fit, X, y):
 # ---------------------------------------------------------------------------
 
 
-def fit_transform(step, fold, params, raise_errors, again):
+def fit_transform(step, fold, params, raise_errors, again, one_column):
     """Fit a transformer on the training rows and transform the fold, like a Pipeline.
 
     One task: ``fit_transform`` on the training rows (what ``Pipeline.fit``
@@ -460,7 +460,14 @@ def fit_transform(step, fold, params, raise_errors, again):
 
     start = time.time()
     try:
-        raw = _on_private_copy_if_read_only(fit, fold.X, fold.y)
+        try:
+            raw = _on_private_copy_if_read_only(fit, fold.X, fold.y)
+        except ValueError as error:
+            # In a branch given one column as a scalar: ColumnTransformer's error.
+            instead = _compat.one_column_error(error) if one_column.value else None
+            if instead is None:
+                raise
+            raise instead from error
     except Exception:
         if raise_errors.value:
             raise

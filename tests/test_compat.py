@@ -225,3 +225,15 @@ def test_each_fit_catches_warnings_says_what_sklearns_loop_does():
         Parallel(n_jobs=None)(delayed(_warns)() for _ in range(3))
     assert (len(caught) == 3) == _compat.EACH_FIT_CATCHES_WARNINGS
     assert len(caught) in (1, 3)
+
+
+def test_one_column_error_is_what_column_transformer_raises():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import StandardScaler
+
+    X = np.arange(12.0).reshape(6, 2)
+    with pytest.raises(ValueError) as raised:
+        ColumnTransformer([("s", StandardScaler(), 0)]).fit(X)
+    assert str(_compat.one_column_error(raised.value.__cause__)) == str(raised.value)
+    assert str(raised.value) == _compat._ONE_COLUMN_MESSAGE  # the fallback
+    assert _compat.one_column_error(ValueError("another")) is None

@@ -567,7 +567,16 @@ def _branch_returns_none():
     return pipe, {"lr__C": [0.1, 1.0]}, Xc, yc
 
 
+def _one_column_by_a_scalar():
+    # The scaler refuses 1-D data: ColumnTransformer says so its own way.  A
+    # FunctionTransformer passes it on, and ColumnTransformer refuses its output.
+    ct = ColumnTransformer([("s", StandardScaler(), 0)], remainder="passthrough")
+    pipe = Pipeline([("ct", ct), ("lr", LogisticRegression())])
+    return pipe, {"ct__s": [StandardScaler(), FunctionTransformer()]}, Xc, yc
+
+
 UNION_CHECKS = {
+    "one column by a scalar": _one_column_by_a_scalar,
     "mixed column name types": _mixed_names,
     "pandas.NA passed through": _na_passthrough,
     "tuple column names": _tuple_columns,
