@@ -197,13 +197,14 @@ def _class_token(cls):
     - In an installed package with a version (LightGBM, imbalanced-learn):
       that version.
     - Else (the user's script, notebook or own module, which may be edited
-      between two runs of a checkpointed search): its code (``_code_token``).
+      between two runs of a checkpointed search without a change to the
+      version it declares): its code (``_code_token``).
     """
     if "<locals>" in cls.__qualname__:
         return _state_token(cls)
     package = sys.modules.get(cls.__module__.partition(".")[0])
     version = getattr(package, "__version__", None)
-    if isinstance(version, str) and cls.__module__ != "__main__":
+    if isinstance(version, str) and not is_own(cls.__module__):
         return version
     return _code_token(cls)
 

@@ -236,6 +236,7 @@ def test_what_a_class_reads_edited_in_the_same_session_reuses_nothing(tmp_path):
 
 
 USER_MODULE = """
+{version}
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
@@ -278,13 +279,16 @@ print(list(search.cv_results_["mean_test_score"]))
 """
 
 
-@pytest.mark.parametrize("edit", ["class", "helper"])
+@pytest.mark.parametrize("edit", ["class", "helper", "class of a module with a version"])
 def test_a_class_of_the_users_own_module_edited_between_runs_reuses_nothing(tmp_path, edit):
-    # The class's module, or a function of another module of the user's it calls.
+    # The class's module, or a function of another module of the user's it calls;
+    # a version the user's module declares is not bumped by an edit.
     path = str(tmp_path / "search.sqlite")
+    version = '__version__ = "0.1"' if "version" in edit else ""
 
     def run(predict="self.lr_.predict(X)", adjust="predicted"):
-        (tmp_path / "usermodels.py").write_text(USER_MODULE.format(predict=predict))
+        (tmp_path / "usermodels.py").write_text(USER_MODULE.format(predict=predict,
+                                                                   version=version))
         (tmp_path / "userhelpers.py").write_text(USER_HELPERS.format(adjust=adjust))
         out = subprocess.run([sys.executable, "-c", USES_THE_MODULE, path, str(tmp_path)],
                              cwd=ROOT, capture_output=True, text=True, timeout=120)
@@ -292,7 +296,7 @@ def test_a_class_of_the_users_own_module_edited_between_runs_reuses_nothing(tmp_
         return np.array(eval(out.stdout.strip().splitlines()[-1], {"np": np}))
 
     first = run()
-    if edit == "class":
+    if edit.startswith("class"):
         edited = run(predict="1 - self.lr_.predict(X)")
     else:
         edited = run(adjust="1 - predicted")
