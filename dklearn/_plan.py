@@ -629,7 +629,7 @@ class Planner:
         for method, values in params.items():
             for k, v in values.items():
                 merged[f"{method}\0{k}"] = v
-        return (_unflatten, self._sliced_params(merged, fold, "train"))
+        return (_tasks.per_method, self._sliced_params(merged, fold, "train"))
 
     def _union(self, union, flow, fold):
         kept = [
@@ -749,14 +749,6 @@ def _empty_selection(cols):
     if hasattr(cols, "__len__") and not isinstance(cols, str):
         return len(cols) == 0 or (all(isinstance(c, bool) for c in cols) and not any(cols))
     return False
-
-
-def _unflatten(flat):
-    out = {}
-    for k, v in flat.items():
-        method, name = k.split("\0", 1)
-        out.setdefault(method, {})[name] = v
-    return out
 
 
 def _writes_in_place(step):

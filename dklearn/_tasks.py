@@ -295,6 +295,16 @@ def fold_params(X, params, rows):
     return _compat.check_method_params(X.value, params=params.value, indices=rows)
 
 
+def per_method(flat):
+    """A step's parameters as {method: {name: value}}, from {"method\\0name": value}
+    (sliced to a fold as one flat dict)."""
+    out = {}
+    for key, value in flat.items():
+        method, name = key.split("\0", 1)
+        out.setdefault(method, {})[name] = value
+    return out
+
+
 def select_columns(fold, columns, raise_errors):
     """The columns of a ColumnTransformer's branch, as it selects them (on the training
     rows, part of its fit: a failure is a failed fit)."""

@@ -398,6 +398,40 @@ def test_a_worker_process_imports_the_task_bodies_without_dask_or_the_searches()
     assert "imported in the worker: []" in out.stdout
 
 
+def test_a_worker_process_running_a_searchs_tasks_imports_neither_dask_nor_the_searches():
+    # The tasks of a real graph: a pipeline whose first step gets a fit parameter,
+    # a union of branches; the last step says what its worker has imported.
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent("""
+        import sys
+        import numpy as np
+        from sklearn.base import BaseEstimator, ClassifierMixin
+        from sklearn.pipeline import make_pipeline, make_union
+        from sklearn.preprocessing import StandardScaler, MinMaxScaler
+        from dklearn.model_selection import GridSearchCV
+
+        class Looks(ClassifierMixin, BaseEstimator):
+            def __init__(self, a=1):
+                self.a = a
+
+            def fit(self, X, y):
+                names = ("dask", "distributed", "dklearn.model_selection", "dklearn._plan",
+                         "dklearn._search", "dklearn._evaluate")
+                raise RuntimeError(f"imported: {[m for m in names if m in sys.modules]}")
+
+        X, y = np.random.RandomState(0).normal(size=(40, 3)), np.arange(40) % 2
+        pipe = make_pipeline(StandardScaler(), make_union(StandardScaler(), MinMaxScaler()),
+                             Looks())
+        search = GridSearchCV(pipe, {"looks__a": [1, 2]}, cv=2, error_score="raise",
+                              scheduler="processes", n_jobs=1)
+        try:
+            search.fit(X, y, standardscaler__sample_weight=np.ones(40))
+        except RuntimeError as error:
+            print("in the worker,", error)
+    """)], cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr
+    assert "in the worker, imported: []" in out.stdout, out.stdout
+
+
 class OpenMPProbe(ClassifierMixin, BaseEstimator):
     """Fails unless OpenMP in the fitting thread is capped like BLAS."""
 
