@@ -43,11 +43,16 @@ no other task can see it change.
 
 import contextlib
 import copy
+import io
+import marshal
+import pickle
 import sys
 import threading
 import time
+import types
 from traceback import format_exc
 
+import cloudpickle
 from sklearn.base import BaseEstimator, clone
 
 from . import _compat
@@ -117,6 +122,46 @@ class Const:
         import cloudpickle
 
         return "const", hashlib.md5(cloudpickle.dumps(value)).hexdigest()
+
+
+class Packed:
+    """A literal the caller pickled (``dumps``), loaded where a task reads it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    @property
+    def value(self):
+        return pickle.loads(self.data)
+
+    def __reduce__(self):
+        return (Packed, (self.data,))
+
+    def __dask_tokenize__(self):
+        import hashlib
+
+        return "packed", hashlib.md5(self.data).hexdigest()
+
+
+class CodePickler(cloudpickle.Pickler):
+    """cloudpickle, with the code of the functions it sends by value (the user's
+    classes, lambdas) whole: cloudpickle names its file "<dynamic-code>", and
+    the tracebacks and warnings of a fit in a worker would then differ from
+    the same fit's here (scikit-learn groups failed fits by their text)."""
+
+    def reducer_override(self, obj):
+        if type(obj) is types.CodeType:  # one Python version on both sides
+            return marshal.loads, (marshal.dumps(obj),)
+        return super().reducer_override(obj)
+
+
+def dumps(value):
+    """``value`` pickled by ``CodePickler``."""
+    buffer = io.BytesIO()
+    CodePickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------
@@ -239,8 +284,6 @@ def failure_kind(error):
 
 
 def _picklable(error):
-    import pickle
-
     try:
         pickle.dumps(error)
         return error
@@ -959,8 +1002,10 @@ def _short_time(t):
 
 
 def unwrap(const):
-    """A constant, as a task (a cluster recreates data it lost from it)."""
-    return const.value
+    """A constant, as a task (a cluster recreates data it lost from it).  A ``Packed``
+    one stays packed: the workers that fetch it would get it pickled by dask's
+    pickler otherwise (``run_group`` loads it)."""
+    return const if isinstance(const, Packed) else const.value
 
 
 def _value(arg):
@@ -973,15 +1018,73 @@ def _value(arg):
 # ---------------------------------------------------------------------------
 
 
-def run_group(settings, plan, names, values, limit=None):
-    """Run ``plan``'s tasks in order, in this thread; the values of its outputs.
+class Said:
+    """What a task printed and warned, for the caller to print and warn again.
+
+    A task running in a thread of the caller prints to the caller's
+    ``sys.stdout`` and warns through its warning filters (scikit-learn's
+    verbose lines, a ConvergenceWarning); one running in a worker process, or
+    on a dask worker that runs one task at a time, does the same through the
+    caller (``repeat``).  It runs under the caller's filters, as
+    scikit-learn runs each fit in its workers (from 1.7): an "error" filter
+    makes the fit fail, "ignore" drops the warning, and a warning shows once
+    per fit.  (Both are the process's: with tasks in other threads of it,
+    their output would be caught too, so the dask engine asks only workers
+    of one thread.)
+    """
+
+    def __init__(self, filters):
+        self.filters = filters
+
+    def __enter__(self):
+        import warnings
+
+        self.text = io.StringIO()
+        self.redirect = contextlib.redirect_stdout(self.text)
+        self.redirect.__enter__()
+        self.catch = warnings.catch_warnings(record=True)
+        self.caught = self.catch.__enter__()
+        warnings.filters[:] = self.filters
+        return self
+
+    def __exit__(self, *exc):
+        self.catch.__exit__(*exc)
+        self.redirect.__exit__(*exc)
+        return False
+
+    def output(self):
+        """(printed text, [(category, message, filename, line number)]), cloudpickled."""
+        warned = [(w.category, str(w.message), w.filename, w.lineno) for w in self.caught]
+        try:
+            return cloudpickle.dumps((self.text.getvalue(), warned))
+        except Exception:  # noqa: BLE001 - a warning category that does not pickle
+            return cloudpickle.dumps((self.text.getvalue(), []))
+
+
+def repeat(said):
+    """Print and warn here what a task printed and warned elsewhere (what the caller's
+    filters, which it ran under, let show: they let it show here too)."""
+    import warnings
+
+    text, warned = cloudpickle.loads(said)
+    if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
+        sys.stdout.write(text)
+    for category, message, filename, lineno in warned:
+        warnings.warn_explicit(message, category, filename, lineno)
+
+
+def run_group(settings, plan, names, values, limit=None, filters=None):
+    """Run ``plan``'s tasks in order, in this thread: (the values of its outputs, what
+    each task said).
 
     ``plan`` is ``(steps, outputs)``: ``steps`` a list of (key, task) in an
     order where each task comes after what it reads, ``outputs`` the keys
     whose values to return.  ``names``/``values``: the keys the plan reads
     from outside, and their values.  Every call runs under ``settings``
     (the caller's scikit-learn configuration, and the joblib backend for
-    joblib inside the tasks).
+    joblib inside the tasks).  ``filters``: the caller's warning filters,
+    for each task to run under, its output caught (``Said``); None leaves
+    its output to this process.
 
     ``limit``: seconds each task may run.  A task that runs longer is left
     running in its thread, and the group returns at once: a ``Stopped`` with
@@ -993,35 +1096,40 @@ def run_group(settings, plan, names, values, limit=None):
         if isinstance(value, Stopped):  # a shared step it reads ran too long: so did its fits
             return Stopped({}, value.key, value.elapsed, value.address)
     steps, outputs = plan.value
-    known = dict(zip(names.value, values))
+    known = {name: value.value if isinstance(value, Packed) else value
+             for name, value in zip(names.value, values)}
     wanted = set(outputs)
-    done = {}
+    done, said = {}, []
     with _configured(settings.value):
         for key, task in steps:
-            if limit is None:
-                known[key] = execute(task, known)
-            else:
-                finished, value = _within(limit, task, known, settings.value)
-                if not finished:
-                    return Stopped(done, key, value)
-                known[key] = value
+            with contextlib.ExitStack() as stack:
+                heard = None if filters is None else stack.enter_context(Said(filters.value))
+                if limit is None:
+                    known[key] = execute(task, known)
+                else:
+                    finished, value = _within(limit, task, known, settings.value)
+                    if not finished:
+                        return Stopped(done, key, value, said=said)
+                    known[key] = value
+            if heard is not None:
+                said.append(heard.output())
             if key in wanted:
                 done[key] = known[key]
-    return [done[key] for key in outputs]
+    return [done[key] for key in outputs], said
 
 
 def first_output(result):
     """The value of a group of one shared step, or the ``Stopped`` its readers pass on."""
-    return result if isinstance(result, Stopped) else result[0]
+    return result if isinstance(result, Stopped) else result[0][0]
 
 
 class Stopped:
     """A group that stopped at a task past its time limit (see ``run_group``)."""
 
-    __slots__ = ("done", "key", "elapsed", "address")
+    __slots__ = ("done", "key", "elapsed", "address", "said")
 
-    def __init__(self, done, key, elapsed, address=None):
-        self.done, self.key, self.elapsed = done, key, elapsed
+    def __init__(self, done, key, elapsed, address=None, said=()):
+        self.done, self.key, self.elapsed, self.said = done, key, elapsed, said
         if address is None:
             from distributed import get_worker
 
@@ -1029,7 +1137,7 @@ class Stopped:
         self.address = address
 
     def __reduce__(self):
-        return (Stopped, (self.done, self.key, self.elapsed, self.address))
+        return (Stopped, (self.done, self.key, self.elapsed, self.address, self.said))
 
 
 def _configured(settings):

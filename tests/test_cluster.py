@@ -274,6 +274,109 @@ def test_a_search_on_the_cluster_leaves_the_callers_main_classes_as_they_were(cl
     assert "same attribute: True" in out.stdout, out.stdout
 
 
+FAILS_IN_THE_SCRIPT = """
+import sys, warnings
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+from dklearn.model_selection import GridSearchCV
+
+class Refuses(ClassifierMixin, BaseEstimator):
+    def __init__(self, C=1.0):
+        self.C = C
+    def fit(self, X, y):
+        if self.C > 1.5:
+            raise ValueError("refused in fit")
+        self.classes_ = np.unique(y)
+        return self
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+def scorer(estimator, X, y):
+    if estimator.C > 1.5:
+        raise ValueError("refused in scoring")
+    return 0.5
+
+X, y = make_classification(n_samples=60, random_state=0)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for estimator, scoring in ((Refuses(), None), (LogisticRegression(), scorer)):
+        GridSearchCV(estimator, {"C": [1.0, 2.0]}, cv=2, scoring=scoring, refit=False,
+                     error_score=np.nan, scheduler=sys.argv[2]).fit(X, y)
+for w in caught:
+    if "refused" in str(w.message):
+        print("TRACEBACK", w.category.__name__, repr(str(w.message)))
+"""
+
+
+def test_a_traceback_of_a_fit_on_the_cluster_names_the_users_file_and_line(cluster, tmp_path):
+    script = tmp_path / "user_script.py"
+    script.write_text(FAILS_IN_THE_SCRIPT)
+    said = {}
+    for scheduler in ("sync", cluster.address):
+        out = subprocess.run([sys.executable, str(script), "", scheduler],
+                             capture_output=True, text=True, timeout=180)
+        assert out.returncode == 0, out.stderr
+        said[scheduler] = [line for line in out.stdout.splitlines()
+                           if line.startswith("TRACEBACK")]
+    assert any("FitFailedWarning" in line for line in said["sync"])
+    assert any("Scoring failed" in line for line in said["sync"])
+    for line in said["sync"]:
+        assert f'File \\"{script}\\", line' in line or f"File \"{script}\", line" in line
+    assert sorted(said[cluster.address]) == sorted(said["sync"])
+
+
+class Talks(ClassifierMixin, BaseEstimator):
+    """Prints where it runs and warns in fit, as a library's verbose fit does."""
+
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        print(f"fitting C={self.C} in process {os.getpid()}")
+        warnings.warn(f"C={self.C} is a choice", UserWarning)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.full(len(X), self.classes_[0])
+
+
+def _what_a_search_said(search, capsys, error=False, **kwargs):
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if error:
+            warnings.simplefilter("error", UserWarning)
+        try:
+            search(Talks(), {"C": [0.1, 1.0]}, cv=2, verbose=3, refit=False,
+                   **kwargs).fit(X, y)
+        except ValueError as raised:  # every fit failed
+            return str(raised).splitlines()[-1]
+    printed = capsys.readouterr().out.splitlines()
+    return printed, sorted((w.category.__name__, str(w.message)) for w in caught)
+
+
+def test_what_fits_print_and_warn_on_the_cluster_reaches_the_caller(cluster, capsys):
+    # As from scikit-learn's own loop: its verbose lines, the fits' prints and
+    # warnings, under the caller's filters (an "error" filter fails the fits).
+    sk_printed, sk_warned = _what_a_search_said(skm.GridSearchCV, capsys)
+    printed, warned = _what_a_search_said(GridSearchCV, capsys, scheduler=cluster.address)
+    workers = {line.rsplit(" ", 1)[-1] for line in printed if line.startswith("fitting")}
+    assert workers and str(os.getpid()) not in workers  # printed on the workers
+
+    def masked(lines):
+        return sorted(line.split(" in process")[0].split(" total time=")[0] for line in lines)
+
+    assert masked(printed) == masked(sk_printed)
+    assert warned == sk_warned
+    sk_error = _what_a_search_said(skm.GridSearchCV, capsys, error=True)
+    assert "UserWarning: C=" in sk_error
+    assert _what_a_search_said(GridSearchCV, capsys, error=True,
+                               scheduler=cluster.address) == sk_error
+
+
 def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):
     host = cluster.address.replace("tcp://", "")
     kwargs = dict(estimator=PIPE, param_grid=GRID, n_jobs=-1)

@@ -138,49 +138,6 @@ def _exception(error, trace):
 # ---------------------------------------------------------------------------
 
 
-class _Said:
-    """What a task printed and warned, for the parent to print and warn again.
-
-    A task running in a thread of the caller prints to the caller's
-    ``sys.stdout`` and warns through its warning filters (scikit-learn's
-    verbose lines, a ConvergenceWarning); one running here does the same,
-    through its parent.  It runs under the parent's filters, as scikit-learn
-    runs each fit in its workers (from 1.7): an "error" filter makes the fit
-    fail, "ignore" drops the warning, and a warning shows once per fit.
-    """
-
-    def __init__(self, filters):
-        self.filters = filters
-
-    def __enter__(self):
-        import io
-        import warnings
-        from contextlib import redirect_stdout
-
-        self.text = io.StringIO()
-        self.redirect = redirect_stdout(self.text)
-        self.redirect.__enter__()
-        self.catch = warnings.catch_warnings(record=True)
-        self.caught = self.catch.__enter__()
-        warnings.filters[:] = self.filters
-        return self
-
-    def __exit__(self, *exc):
-        self.catch.__exit__(*exc)
-        self.redirect.__exit__(*exc)
-        return False
-
-    def output(self):
-        """(printed text, [(category, message, filename, line number)]), cloudpickled."""
-        import cloudpickle
-
-        warned = [(w.category, str(w.message), w.filename, w.lineno) for w in self.caught]
-        try:
-            return cloudpickle.dumps((self.text.getvalue(), warned))
-        except Exception:  # noqa: BLE001 - a warning category that does not pickle
-            return cloudpickle.dumps((self.text.getvalue(), []))
-
-
 def nested_parallelism():
     """Where a task runs in a worker, thread or process: a fit's own joblib calls
     (a forest's n_jobs, a StackingClassifier's) run on threads, as joblib runs
@@ -233,7 +190,7 @@ def serve(conn, idle):
             _send(conn, ("unloadable", job, format_exc()))
             continue
         wall, cpu = time.perf_counter(), time.process_time()
-        with _Said(filters) as said, nested_parallelism():
+        with _tasks.Said(filters) as said, nested_parallelism():
             try:
                 value = _tasks.execute(task, data)
             except BaseException as error:  # noqa: BLE001 - the parent raises it

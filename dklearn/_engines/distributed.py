@@ -36,6 +36,15 @@ else was on it, as for any lost worker) and submits the rest again.  A
 shared step past the limit is returned as stopped, and so is each chunk
 that reads it: its fits are stopped fits, as in the local engine.
 
+What a chunk's fits print and warn comes back with their records and is
+printed and warned again in the caller, as the local engine's worker
+processes do, where every worker runs one task at a time: catching it
+replaces the process's ``sys.stdout`` and warning filters, which tasks in
+other threads would share.  With several threads per worker it stays in
+the workers' logs.  What the graph holds besides data (the estimators,
+scorers, fit parameters) is pickled here with the code of the user's
+functions whole, so that a traceback in a worker names their files.
+
 A search inside a task (a dklearn search in a cross-validation, itself on
 the cluster) runs in that task's thread: waiting in a worker's thread for
 tasks of its own, it would hold the very threads they need.
@@ -206,7 +215,7 @@ def _submit(client, graph, plan, options, hooks):
     settings = _tasks.Const({"sklearn": options.config,
                              "joblib": {"backend": _joblib.IN_CLUSTER_TASKS, "n_jobs": 1}})
     names = {k: f"{k}-{tag}" for k in data}
-    dask_graph = {names[k]: (_tasks.unwrap, _tasks.Const(v)) for k, v in data.items()}
+    dask_graph = {names[k]: (_tasks.unwrap, _literal(v)) for k, v in data.items()}
     for key in plan.shared:
         names[key] = f"{key}-{tag}"
     for key in plan.shared:
@@ -216,6 +225,10 @@ def _submit(client, graph, plan, options, hooks):
         # its limit, its readers return its Stopped, which stops their fits.
         dask_graph[names[key]] = (_tasks.first_output, _group_task(
             settings, steps, [key], reads, names, options.fit_timeout))
+    # What the fits print and warn comes back with their records, where a worker
+    # runs one task at a time (``_tasks.Said``); elsewhere it stays in its log.
+    filters = (_tasks.Const(list(warnings.filters))
+               if all(n == 1 for n in client.nthreads().values()) else None)
     chunk_names = []
     for index in range(len(plan.chunks)):
         steps, outputs, reads = plan.chunk_plan(index, graph)
@@ -223,7 +236,7 @@ def _submit(client, graph, plan, options, hooks):
         name = f"{first}-chunk{index}-{tag}"
         chunk_names.append(name)
         dask_graph[name] = _group_task(settings, steps, outputs, reads, names,
-                                       options.fit_timeout)
+                                       options.fit_timeout, filters)
     with warnings.catch_warnings():
         # dask suggests scattering large data instead: see the module doc.
         warnings.filterwarnings("ignore", message="Sending large graph")
@@ -252,6 +265,8 @@ def _submit(client, graph, plan, options, hooks):
                     suspects.extend(chunk)
                     continue
                 if isinstance(result, _tasks.Stopped):
+                    for said in result.said:
+                        _tasks.repeat(said)
                     for key, value in result.done.items():
                         values[key] = value
                         hooks.done(key, value)
@@ -264,7 +279,10 @@ def _submit(client, graph, plan, options, hooks):
                                 stopped.append((key, result.elapsed, result.address,
                                                 result.key))
                     continue
-                for key, value in zip(chunk, result):
+                records, each_said = result
+                for said in each_said:
+                    _tasks.repeat(said)
+                for key, value in zip(chunk, records):
                     values[key] = value
                     hooks.done(key, value)
     finally:
@@ -277,6 +295,16 @@ def graph_name(key):
     return "-".join(key.split("-")[:2])
 
 
-def _group_task(settings, steps, outputs, reads, names, limit):
-    return (_tasks.run_group, settings, _tasks.Const((steps, outputs)),
-            _tasks.Const(list(reads)), [names[k] for k in reads], limit)
+def _literal(value):
+    """Data as dask sends it (arrays without copies); the rest (scorers, fit
+    parameters, a splitter's folds) by the pickler that keeps the code of the
+    user's functions whole, so that their tracebacks name their files, as in
+    scikit-learn's."""
+    if type(value).__module__.partition(".")[0] in ("numpy", "pandas", "scipy"):
+        return _tasks.Const(value)
+    return _tasks.Packed(_tasks.dumps(value))
+
+
+def _group_task(settings, steps, outputs, reads, names, limit, filters=None):
+    return (_tasks.run_group, settings, _literal((steps, outputs)),
+            _tasks.Const(list(reads)), [names[k] for k in reads], limit, filters)

@@ -40,9 +40,7 @@ workers.
 
 import atexit
 import collections
-import io
 import itertools
-import marshal
 import os
 import pickle
 import shutil
@@ -53,7 +51,6 @@ import sys
 import tempfile
 import threading
 import time
-import types
 import warnings
 from multiprocessing.connection import Connection
 
@@ -312,16 +309,6 @@ def _shut_down():
         zygote.close()
 
 
-def _repeat(said):
-    """Print and warn here what a task printed and warned in its worker process (what
-    the caller's filters, which it ran under, let show: they let it show here too)."""
-    text, warned = cloudpickle.loads(said)
-    if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
-        sys.stdout.write(text)
-    for category, message, filename, lineno in warned:
-        warnings.warn_explicit(message, category, filename, lineno)
-
-
 class Store:
     """The search's constants, written once to a temporary folder for the workers.
 
@@ -386,18 +373,6 @@ def _remove_folders_of_dead_processes():
             pass
 
 
-class _Pickler(cloudpickle.Pickler):
-    """cloudpickle, with the code of functions it sends by value (the user's classes,
-    lambdas) whole: cloudpickle names its file "<dynamic-code>", and the
-    tracebacks and warnings of a fit in a worker process would then differ
-    from the same fit's here (scikit-learn groups failed fits by their text)."""
-
-    def reducer_override(self, obj):
-        if type(obj) is types.CodeType:
-            return marshal.loads, (marshal.dumps(obj),)  # one interpreter on both sides
-        return super().reducer_override(obj)
-
-
 def _main_by_value():
     """In a process multiprocessing started by spawn or forkserver, the user's script is
     the module ``__mp_main__``, which no worker can import: its classes and
@@ -407,13 +382,7 @@ def _main_by_value():
         cloudpickle.register_pickle_by_value(main)
 
 
-def _dumps(value):
-    buffer = io.BytesIO()
-    _Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(value)
-    return buffer.getvalue()
-
-
-class _StorePickler(_Pickler):
+class _StorePickler(_tasks.CodePickler):
     """cloudpickle, with large NumPy arrays written beside as .npy files."""
 
     def __init__(self, file, folder, count):
@@ -521,7 +490,7 @@ class Processes:
         try:
             data = {k: v if k in inline else self.store.put(k, v, keep=self.is_constant(k))
                     for k, v in inputs.items()}
-            payload = _dumps((self.store.folder, self.config, self.filters, task, data))
+            payload = _tasks.dumps((self.store.folder, self.config, self.filters, task, data))
         except Exception as error:  # noqa: BLE001 - e.g. an estimator holding a lock
             raise TaskNotSendable(
                 f"The task {job.key!r} cannot be pickled for a worker process "
@@ -596,11 +565,11 @@ class Processes:
                 worker.jobs[0].started = time.perf_counter()
             if op == "done":
                 _, _, result, _, cpu, said = message
-                _repeat(said)
+                _tasks.repeat(said)
                 events.append((job, "ok", cloudpickle.loads(result),
                                time.perf_counter() - job.started, cpu))
             elif op == "error":
-                _repeat(message[3])
+                _tasks.repeat(message[3])
                 if message[2] is None:  # it cannot travel: the task runs here, to raise it
                     events.append((job, "rerun here", None, 0.0, 0.0))
                 else:
