@@ -11,6 +11,7 @@ only.  ``tests/test_compat.py`` runs every fallback against the real helper.
 
 import copy
 import numbers
+import os
 import warnings
 from traceback import format_exc
 
@@ -556,6 +557,22 @@ try:
 except ImportError:  # pragma: no cover
     _sk_validate_params = None
 
+try:
+    from sklearn.utils._param_validation import Interval as _Interval
+except ImportError:  # pragma: no cover - any number, then
+    _POSITIVE = numbers.Real
+else:
+    _POSITIVE = _Interval(numbers.Real, 0, None, closed="neither")
+
+# dklearn's own parameters, in scikit-learn's constraint language (the searches'
+# ``_parameter_constraints``, the functions' ``validate_params``).
+DKLEARN_CONSTRAINTS = {
+    "scheduler": "no_validation",
+    "checkpoint": [str, os.PathLike, None],
+    "progress": ["boolean"],
+    "fit_timeout": [_POSITIVE, None],
+}
+
 
 def validates_like(name):
     """Validate a function's arguments as scikit-learn's function ``name`` does.
@@ -566,8 +583,6 @@ def validates_like(name):
     them (a release that moved them), arguments are not checked up front.
     """
     import sklearn.model_selection as sk
-
-    from ._search import DKLEARN_CONSTRAINTS
 
     wrapped = getattr(getattr(sk, name), "__wrapped__", None)
     constraints = getattr(wrapped, "_skl_parameter_constraints", None)

@@ -1,7 +1,9 @@
 """Plan a search: candidates x folds -> one task graph in which equal work is one task.
 
-This module is pure: it builds a graph (a dict of key -> task tuple or
-constant, see ``_tasks``) and the kind of each task, and runs nothing.
+This module builds a graph (a dict of key -> task tuple or constant, see
+``_tasks``) and the kind of each task, and runs none of it: what it calls
+of the user's objects is what scikit-learn's containers call before any
+fit (``get_params``, their own checks of their steps, a column selector).
 
 What a key means
 ----------------
@@ -25,7 +27,8 @@ The kind of a task (``kinds[key]``: ``"fit PCA"``, ``"score SVC"``) is what
 the engine measures and places; glue tasks (stacking union branches,
 slicing fit parameters) have none, and neither has a task that calls
 scikit-learn's fit callbacks, which hold the caller's own objects: the
-engine runs those in the calling thread.
+local engine runs those in the calling thread (a cluster runs them on its
+workers).
 
 What is decomposed, and the contracts it relies on
 --------------------------------------------------

@@ -21,28 +21,18 @@ and reaches it through ``super().fit``, as it reaches ``BaseSearchCV.fit``.
 """
 
 import inspect
-import os
 import time
 from collections import defaultdict
-from numbers import Real
 
 from sklearn import model_selection as _sk
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.utils import indexable
-from sklearn.utils._param_validation import Interval
 
 from . import _compat, _engines
 from ._evaluate import Evaluation, Settings
 
 DKLEARN_PARAMS = {"scheduler": None, "checkpoint": None, "progress": False, "fit_timeout": None}
-
-DKLEARN_CONSTRAINTS = {
-    "scheduler": "no_validation",
-    "checkpoint": [str, os.PathLike, None],
-    "progress": ["boolean"],
-    "fit_timeout": [Interval(Real, 0, None, closed="neither"), None],
-}
 
 DKLEARN_DOC = """
     scheduler : None, 'sync', 'threads', 'processes', str or Client, default=None
@@ -233,7 +223,8 @@ def _dklearn_class(sk_class, doc_name):
         "__init__": __init__,
         "__doc__": (sk_class.__doc__ or "") + DKLEARN_DOC,
         "__module__": "dklearn.model_selection",
-        "_parameter_constraints": {**sk_class._parameter_constraints, **DKLEARN_CONSTRAINTS},
+        "_parameter_constraints": {**sk_class._parameter_constraints,
+                                   **_compat.DKLEARN_CONSTRAINTS},
         # The notebook diagram's "?" links to scikit-learn's page of the class, through
         # the hooks scikit-learn documents for other libraries' estimators.
         "_doc_link_module": "dklearn",

@@ -7,7 +7,8 @@ where the task runs), a list of arguments, or a ``Const`` (passed as is, so
 that no evaluator mistakes a value inside it for a key or a task).  The
 functions here are top-level and take picklable values, so that a thread, a
 worker process or a dask.distributed worker can run them; this module
-imports nothing from dask and nothing of the engines.
+imports nothing of the engines, and dask only where a cluster runs it
+(``run_group``, ``Stopped``) or hashes a ``Const``.
 
 What flows between tasks
 ------------------------
@@ -33,9 +34,8 @@ as in scikit-learn.  An intermediate result that other tasks read (a
 transformed fold) is shared: each reader gets its own read-only views of
 its arrays, its own shallow copy of a DataFrame or a list (a column added,
 an item replaced, stays its own).  A step that writes into its input in
-place (``StandardScaler(copy=False)``, ``Ridge(copy_X=False)``, a
-``predict`` that clips its input) fails on a view with NumPy's "read-only"
-error, and runs again on a private copy, so that it gives scikit-learn's
+place without asking to (a ``predict`` that clips its input) fails on a
+view with NumPy's "read-only" error, and runs again on a private copy, so that it gives scikit-learn's
 result at no cost to the steps that do not write.  A fitted step is used
 inside the task that fitted it only (it transforms the test rows there), so
 no other task can see it change.

@@ -4,12 +4,15 @@
 ``validation_curve``, ``learning_curve`` and ``permutation_test_score`` take
 scikit-learn's arguments and return its results, plus ``scheduler`` (and
 ``checkpoint``, ``progress``, ``fit_timeout`` where each fit is scored).
-Each validates and routes its arguments as scikit-learn's does, then hands
-its fits to ``_evaluate``, which plans them as one graph: ``validation_curve``
-over a final step's parameter fits each pipeline prefix once per fold, as a
-grid search does; ``learning_curve`` runs each (size, fold) fit, or each
-fold's chain of ``partial_fit`` calls, as a task; ``permutation_test_score``
-runs each permutation as a task, its fits in turn on one copy of the
+Each validates and routes its arguments as scikit-learn's does.
+``cross_validate``, ``cross_val_score``, ``validation_curve`` and
+``learning_curve`` then hand their fits to ``_evaluate``, which plans them
+as one graph (``validation_curve`` over a final step's parameter fits each
+pipeline prefix once per fold, as a grid search does); the others, whose
+tasks are not a fit and a score, make their graphs here and run them on
+``_engines``: ``cross_val_predict`` a task per fold, ``learning_curve``
+with ``exploit_incremental_learning`` a task per fold's chain of
+``partial_fit`` calls, ``permutation_test_score`` a task per permutation, its fits in turn on one copy of the
 estimator as scikit-learn's loop does (a ``warm_start``, or a RandomState
 the estimator draws from, carries over from fold to fold; nothing is shared
 between permutations, since any step may read y).  The records come back
@@ -175,7 +178,8 @@ def learning_curve(estimator, X, y, *, groups=None, train_sizes=np.linspace(0.1,
         options = _engines.Options(scheduler=scheduler, n_jobs=n_jobs,
                                    config=_compat.sklearn_config(), verbose=verbose,
                                    fit_timeout=fit_timeout)
-        out = _engines.run(graph, keys, {k: "partial_fit" for k in keys}, options)
+        kind = f"partial_fit {type(estimator).__name__}"  # what the cost model learns of it
+        out = _engines.run(graph, keys, dict.fromkeys(keys, kind), options)
         out = np.asarray(out).transpose((2, 1, 0))
     else:
         if shuffle:  # every fold's shuffle first, as scikit-learn lists the fits

@@ -237,3 +237,16 @@ def test_one_column_error_is_what_column_transformer_raises():
     assert str(_compat.one_column_error(raised.value.__cause__)) == str(raised.value)
     assert str(raised.value) == _compat._ONE_COLUMN_MESSAGE  # the fallback
     assert _compat.one_column_error(ValueError("another")) is None
+
+
+@pytest.mark.parametrize("bad", [{"fit_timeout": 0}, {"fit_timeout": -1.0},
+                                 {"progress": "yes"}, {"checkpoint": 3}])
+def test_dklearns_own_parameters_are_refused_as_scikit_learn_refuses_its_own(bad):
+    import dklearn.model_selection as dkm
+
+    X, y = make_classification(n_samples=30, random_state=0)
+    name = next(iter(bad))
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of GridSearchCV must be"):
+        dkm.GridSearchCV(SVC(), {"C": [1.0]}, cv=2, **bad).fit(X, y)
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of cross_validate must be"):
+        dkm.cross_validate(SVC(), X, y, cv=2, **bad)

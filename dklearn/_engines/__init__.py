@@ -23,7 +23,7 @@ a Client or an address   that dask.distributed cluster                  distribu
 =================  ===========================================================
 module             what it holds
 =================  ===========================================================
-this module        choosing an engine: ``run``, ``Options``, ``Hooks``, ``n_jobs``
+this module        choosing an engine: ``run``, ``Options``, ``Hooks``, ``n_workers``
 ``local``          the loop that runs a graph on this machine
 ``cost``           where each kind of task runs (the one rule)
 ``threads``        the places in this process: the calling thread, a thread pool
@@ -35,6 +35,9 @@ this module        choosing an engine: ``run``, ``Options``, ``Hooks``, ``n_jobs
 
 Imports point one way: this module -> ``local`` -> ``cost``, ``threads``,
 ``processes`` -> ``limits``, ``_worker``; ``distributed`` stands apart.
+(``local`` and ``distributed`` take the errors they record, ``CrashedWorker``
+and ``FitTimeout``, from this module, which imports them only inside
+``run``.)
 
 ``n_jobs`` follows scikit-learn and joblib: ``None`` means the ``n_jobs`` of
 an active ``joblib.parallel_config``, else every core (dklearn's default,

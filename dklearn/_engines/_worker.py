@@ -1,12 +1,12 @@
 """Worker processes: ``_worker.main([_, FD])``, in a new interpreter, is the zygote.
 
-The only module of the engines a worker process imports (with ``.._tasks``,
-the task bodies).  Importing NumPy, SciPy and scikit-learn takes a fresh
+The only module of the engines a worker process imports (with ``.._tasks``
+and ``.._compat``, the task bodies).  Importing NumPy, SciPy and scikit-learn takes a fresh
 interpreter one to two seconds of a core, so one interpreter, the zygote,
 pays it once for this machine's searches, and each worker is a fork of it
 (tens of milliseconds).  The zygote only imports and forks: it runs no
 task, starts no thread and never enters an OpenMP region, so forking it is
-safe.  Its control socket (a datagram pair, which carries file descriptors)
+safe.  Its control socket (a SOCK_SEQPACKET pair, which carries file descriptors)
 speaks, as pickles of plain values:
 
     parent -> zygote   ("hello", sys.path, idle seconds)       once, first
@@ -41,7 +41,7 @@ A task with a time limit arms the kernel's real-time timer with SIGALRM's
 default action: the process dies at the deadline, even inside C code that
 holds the GIL, and the parent, seeing its socket close after the deadline,
 knows why.  Workers and zygote leave when the parent closes their socket
-(the parent exited, even by SIGKILL), when told to, or after ``idle``
+(the parent exited, even by SIGKILL), or after ``idle``
 seconds without work; they live in a session of their own, so a Ctrl-C in
 the terminal reaches the parent only, which decides what stops.
 """
@@ -172,8 +172,6 @@ def serve(conn, idle):
         if message[0] == "forget":
             constants.forget()
             continue
-        if message[0] == "exit":
-            return
         _, job, payload, deadline = message
         if deadline is not None:  # the kernel ends this process then, GIL or not
             signal.setitimer(signal.ITIMER_REAL, max(deadline, 1e-3))

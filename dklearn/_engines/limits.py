@@ -10,7 +10,9 @@ Searches may overlap (two threads of the caller each running one): the cap
 in force is the smallest any running search asked for, and the limits the
 process had before the first search are restored when the last one ends,
 whatever the order.  OpenMP's thread count is per thread: each worker
-thread caps its own (``cap_this_thread``), and the caller's is untouched.
+thread caps its own (``cap_this_thread``), and so does the calling thread
+while it runs tasks of a search, which gives its own limit back when the
+search ends.
 """
 
 import sys
@@ -95,7 +97,8 @@ def _any_thread_may_set():
 
 
 def cap_this_thread(limit):
-    """Cap OpenMP in the calling thread (a worker thread, which dies with its pool)."""
+    """Cap OpenMP in the thread that calls (a worker thread, or the caller's while a
+    search runs tasks in it: it restores the limits this returns)."""
     if limit is not None:
         # OpenMP only: restored in the calling thread (``Here``) after the search's
         # BLAS cap has ended, a limiter of every library would cap BLAS again.

@@ -24,8 +24,9 @@ Each task runs in one of three places:
 - ``threads``: ``workers`` threads of this process, which share every
   intermediate result for free (both in ``threads``);
 - ``processes``: ``workers`` worker processes (``processes``), which
-  get their inputs sent (constants once per worker, intermediates with
-  each task) but escape the GIL, isolate a crash and can be stopped.
+  get their inputs sent (constants once per search, intermediates with
+  each task or, from a megabyte, once each) but escape the GIL, isolate
+  a crash and can be stopped.
 
 Where each kind of task goes is the cost model's decision (``cost.Router``),
 remade as measurements arrive; 'sync', 'threads' and 'processes' fix it.  A
