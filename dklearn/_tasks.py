@@ -7,8 +7,7 @@ where the task runs), a list of arguments, or a ``Const`` (passed as is, so
 that no evaluator mistakes a value inside it for a key or a task).  The
 functions here are top-level and take picklable values, so that a thread, a
 worker process or a dask.distributed worker can run them; this module
-imports nothing of the engines, and dask only where a cluster runs it
-(``run_group``, ``Stopped``) or hashes a ``Const``.
+imports nothing of the engines, and dask only where it hashes a ``Const``.
 
 What flows between tasks
 ------------------------
@@ -122,27 +121,6 @@ class Const:
         import cloudpickle
 
         return "const", hashlib.md5(cloudpickle.dumps(value)).hexdigest()
-
-
-class Packed:
-    """A literal the caller pickled (``dumps``), loaded where a task reads it."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data):
-        self.data = data
-
-    @property
-    def value(self):
-        return pickle.loads(self.data)
-
-    def __reduce__(self):
-        return (Packed, (self.data,))
-
-    def __dask_tokenize__(self):
-        import hashlib
-
-        return "packed", hashlib.md5(self.data).hexdigest()
 
 
 class CodePickler(cloudpickle.Pickler):
@@ -1001,13 +979,6 @@ def _short_time(t):
     return f" {t:5.1f}s"
 
 
-def unwrap(const):
-    """A constant, as a task (a cluster recreates data it lost from it).  A ``Packed``
-    one stays packed: the workers that fetch it would get it pickled by dask's
-    pickler otherwise (``run_group`` loads it)."""
-    return const if isinstance(const, Packed) else const.value
-
-
 def _value(arg):
     return arg.value if isinstance(arg, Const) else arg
 
@@ -1071,111 +1042,3 @@ def repeat(said):
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
         warnings.warn_explicit(message, category, filename, lineno)
-
-
-def run_group(settings, plan, names, values, limit=None, filters=None):
-    """Run ``plan``'s tasks in order, in this thread: (the values of its outputs, what
-    each task said).
-
-    ``plan`` is ``(steps, outputs)``: ``steps`` a list of (key, task) in an
-    order where each task comes after what it reads, ``outputs`` the keys
-    whose values to return.  ``names``/``values``: the keys the plan reads
-    from outside, and their values.  Every call runs under ``settings``
-    (the caller's scikit-learn configuration, and the joblib backend for
-    joblib inside the tasks).  ``filters``: the caller's warning filters,
-    for each task to run under, its output caught (``Said``); None leaves
-    its output to this process.
-
-    ``limit``: seconds each task may run.  A task that runs longer is left
-    running in its thread, and the group returns at once: a ``Stopped`` with
-    the outputs finished so far, the key that ran too long, and this
-    process's address, for the caller to restart it (see _engines.distributed).
-    """
-    RUNNING.task = RUNNING.beside = True  # a dask worker's threads run tasks side by side
-    for value in values:
-        if isinstance(value, Stopped):  # a shared step it reads ran too long: so did its fits
-            return Stopped({}, value.key, value.elapsed, value.address)
-    steps, outputs = plan.value
-    known = {name: value.value if isinstance(value, Packed) else value
-             for name, value in zip(names.value, values)}
-    wanted = set(outputs)
-    done, said = {}, []
-    with _configured(settings.value):
-        for key, task in steps:
-            with contextlib.ExitStack() as stack:
-                heard = None if filters is None else stack.enter_context(Said(filters.value))
-                if limit is None:
-                    known[key] = execute(task, known)
-                else:
-                    finished, value = _within(limit, task, known, settings.value)
-                    if not finished:
-                        return Stopped(done, key, value, said=said)
-                    known[key] = value
-            if heard is not None:
-                said.append(heard.output())
-            if key in wanted:
-                done[key] = known[key]
-    return [done[key] for key in outputs], said
-
-
-def first_output(result):
-    """The value of a group of one shared step, or the ``Stopped`` its readers pass on."""
-    return result if isinstance(result, Stopped) else result[0][0]
-
-
-class Stopped:
-    """A group that stopped at a task past its time limit (see ``run_group``)."""
-
-    __slots__ = ("done", "key", "elapsed", "address", "said")
-
-    def __init__(self, done, key, elapsed, address=None, said=()):
-        self.done, self.key, self.elapsed, self.said = done, key, elapsed, said
-        if address is None:
-            from distributed import get_worker
-
-            address = get_worker().address
-        self.address = address
-
-    def __reduce__(self):
-        return (Stopped, (self.done, self.key, self.elapsed, self.address, self.said))
-
-
-def _configured(settings):
-    """A context that applies ``settings``: scikit-learn's configuration, a joblib backend."""
-    from contextlib import ExitStack
-
-    import joblib
-    import sklearn
-
-    stack = ExitStack()
-    stack.enter_context(sklearn.config_context(**settings["sklearn"]))
-    if settings.get("joblib"):
-        stack.enter_context(joblib.parallel_config(**settings["joblib"]))
-    return stack
-
-
-def _within(limit, task, known, settings):
-    """(True, value) if ``task`` ends within ``limit`` seconds, else (False, seconds waited).
-
-    It runs in a thread of its own, which is left running when it is late:
-    only restarting this process stops it.
-    """
-    box = {}
-
-    def target():
-        RUNNING.task = RUNNING.beside = True
-        with _configured(settings):
-            try:
-                box["value"] = execute(task, known)
-            except BaseException as error:  # noqa: BLE001 - raised in the caller below
-                box["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True, name="dklearn-timed")
-    start = time.perf_counter()
-    thread.start()
-    thread.join(limit)
-    if thread.is_alive():
-        return False, time.perf_counter() - start
-    if "error" in box:
-        raise box["error"]
-    return True, box["value"]

@@ -45,6 +45,9 @@ the workers' logs.  What the graph holds besides data (the estimators,
 scorers, fit parameters) is pickled here with the code of the user's
 functions whole, so that a traceback in a worker names their files.
 
+What the workers run (``run_group``, the chunk's steps in turn) is at the
+end of this module; dask's workers import it, and ``_tasks`` with it.
+
 A search inside a task (a dklearn search in a cross-validation, itself on
 the cluster) runs in that task's thread: waiting in a worker's thread for
 tasks of its own, it would hold the very threads they need.
@@ -52,8 +55,13 @@ tasks of its own, it would hold the very threads they need.
 
 import asyncio
 import concurrent.futures
+import contextlib
+import hashlib
 import math
 import os
+import pickle
+import threading
+import time
 
 from .. import _joblib, _tasks
 from . import CrashedWorker, FitTimeout, named
@@ -215,15 +223,15 @@ def _submit(client, graph, plan, options, hooks):
     settings = _tasks.Const({"sklearn": options.config,
                              "joblib": {"backend": _joblib.IN_CLUSTER_TASKS, "n_jobs": 1}})
     names = {k: f"{k}-{tag}" for k in data}
-    dask_graph = {names[k]: (_tasks.unwrap, _literal(v)) for k, v in data.items()}
+    dask_graph = {names[k]: (unwrap, _literal(v)) for k, v in data.items()}
     for key in plan.shared:
         names[key] = f"{key}-{tag}"
     for key in plan.shared:
         steps = [(key, graph[key])]
         reads = sorted(set(plan.deps[key]))
-        # run_group returns a list of its outputs: this one's value is its first.  Past
+        # run_group returns its outputs (and what they said): this one's value is its first.  Past
         # its limit, its readers return its Stopped, which stops their fits.
-        dask_graph[names[key]] = (_tasks.first_output, _group_task(
+        dask_graph[names[key]] = (first_output, _group_task(
             settings, steps, [key], reads, names, options.fit_timeout))
     # What the fits print and warn comes back with their records, where a worker
     # runs one task at a time (``_tasks.Said``); elsewhere it stays in its log.
@@ -264,7 +272,7 @@ def _submit(client, graph, plan, options, hooks):
                         return values, list(chunk), stopped  # alone already: crashed
                     suspects.extend(chunk)
                     continue
-                if isinstance(result, _tasks.Stopped):
+                if isinstance(result, Stopped):
                     for said in result.said:
                         _tasks.repeat(said)
                     for key, value in result.done.items():
@@ -302,9 +310,148 @@ def _literal(value):
     scikit-learn's."""
     if type(value).__module__.partition(".")[0] in ("numpy", "pandas", "scipy"):
         return _tasks.Const(value)
-    return _tasks.Packed(_tasks.dumps(value))
+    return Packed(_tasks.dumps(value))
 
 
 def _group_task(settings, steps, outputs, reads, names, limit, filters=None):
-    return (_tasks.run_group, settings, _literal((steps, outputs)),
+    return (run_group, settings, _literal((steps, outputs)),
             _tasks.Const(list(reads)), [names[k] for k in reads], limit, filters)
+
+
+# ---------------------------------------------------------------------------
+# What the cluster's workers run
+# ---------------------------------------------------------------------------
+
+
+class Packed:
+    """A literal the caller pickled (``dumps``), loaded where a task reads it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+    @property
+    def value(self):
+        return pickle.loads(self.data)
+
+    def __reduce__(self):
+        return (Packed, (self.data,))
+
+    def __dask_tokenize__(self):
+        return "packed", hashlib.md5(self.data).hexdigest()
+
+
+def unwrap(const):
+    """A constant, as a task (a cluster recreates data it lost from it).  A ``Packed``
+    one stays packed: the workers that fetch it would get it pickled by dask's
+    pickler otherwise (``run_group`` loads it)."""
+    return const if isinstance(const, Packed) else const.value
+
+
+def run_group(settings, plan, names, values, limit=None, filters=None):
+    """Run ``plan``'s tasks in order, in this thread: (the values of its outputs, what
+    each task said).
+
+    ``plan`` is ``(steps, outputs)``: ``steps`` a list of (key, task) in an
+    order where each task comes after what it reads, ``outputs`` the keys
+    whose values to return.  ``names``/``values``: the keys the plan reads
+    from outside, and their values.  Every call runs under ``settings``
+    (the caller's scikit-learn configuration, and the joblib backend for
+    joblib inside the tasks).  ``filters``: the caller's warning filters,
+    for each task to run under, its output caught (``_tasks.Said``); None leaves
+    its output to this process.
+
+    ``limit``: seconds each task may run.  A task that runs longer is left
+    running in its thread, and the group returns at once: a ``Stopped`` with
+    the outputs finished so far, the key that ran too long, and this
+    process's address, for the caller to restart it (see the module doc).
+    """
+    _tasks.RUNNING.task = _tasks.RUNNING.beside = True  # a dask worker's threads run tasks side by side
+    for value in values:
+        if isinstance(value, Stopped):  # a shared step it reads ran too long: so did its fits
+            return Stopped({}, value.key, value.elapsed, value.address)
+    steps, outputs = plan.value
+    known = {name: value.value if isinstance(value, Packed) else value
+             for name, value in zip(names.value, values)}
+    wanted = set(outputs)
+    done, said = {}, []
+    with _configured(settings.value):
+        for key, task in steps:
+            with contextlib.ExitStack() as stack:
+                heard = None if filters is None else stack.enter_context(_tasks.Said(filters.value))
+                if limit is None:
+                    known[key] = _tasks.execute(task, known)
+                else:
+                    finished, value = _within(limit, task, known, settings.value)
+                    if not finished:
+                        return Stopped(done, key, value, said=said)
+                    known[key] = value
+            if heard is not None:
+                said.append(heard.output())
+            if key in wanted:
+                done[key] = known[key]
+    return [done[key] for key in outputs], said
+
+
+def first_output(result):
+    """The value of a group of one shared step, or the ``Stopped`` its readers pass on."""
+    return result if isinstance(result, Stopped) else result[0][0]
+
+
+class Stopped:
+    """A group that stopped at a task past its time limit (see ``run_group``)."""
+
+    __slots__ = ("done", "key", "elapsed", "address", "said")
+
+    def __init__(self, done, key, elapsed, address=None, said=()):
+        self.done, self.key, self.elapsed, self.said = done, key, elapsed, said
+        if address is None:
+            from distributed import get_worker
+
+            address = get_worker().address
+        self.address = address
+
+    def __reduce__(self):
+        return (Stopped, (self.done, self.key, self.elapsed, self.address, self.said))
+
+
+def _configured(settings):
+    """A context that applies ``settings``: scikit-learn's configuration, a joblib backend."""
+    from contextlib import ExitStack
+
+    import joblib
+    import sklearn
+
+    stack = ExitStack()
+    stack.enter_context(sklearn.config_context(**settings["sklearn"]))
+    if settings.get("joblib"):
+        stack.enter_context(joblib.parallel_config(**settings["joblib"]))
+    return stack
+
+
+def _within(limit, task, known, settings):
+    """(True, value) if ``task`` ends within ``limit`` seconds, else (False, seconds waited).
+
+    It runs in a thread of its own, which is left running when it is late:
+    only restarting this process stops it.
+    """
+    box = {}
+
+    def target():
+        _tasks.RUNNING.task = _tasks.RUNNING.beside = True
+        with _configured(settings):
+            try:
+                box["value"] = _tasks.execute(task, known)
+            except BaseException as error:  # noqa: BLE001 - raised in the caller below
+                box["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True, name="dklearn-timed")
+    start = time.perf_counter()
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        return False, time.perf_counter() - start
+    if "error" in box:
+        raise box["error"]
+    return True, box["value"]
