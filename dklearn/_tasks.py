@@ -1024,7 +1024,10 @@ class Said:
         return False
 
     def output(self):
-        """(printed text, [(category, message, filename, line number)]), cloudpickled."""
+        """(printed text, [(category, message, filename, line number)]), cloudpickled;
+        None if it said nothing (most fits: pickling nothing costs a cheap fit's tenth)."""
+        if not self.caught and not self.text.tell():
+            return None
         warned = [(w.category, str(w.message), w.filename, w.lineno) for w in self.caught]
         try:
             return cloudpickle.dumps((self.text.getvalue(), warned))
@@ -1037,6 +1040,8 @@ def repeat(said):
     filters, which it ran under, let show: they let it show here too)."""
     import warnings
 
+    if said is None:
+        return
     text, warned = cloudpickle.loads(said)
     if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
         sys.stdout.write(text)

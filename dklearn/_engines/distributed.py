@@ -387,8 +387,9 @@ def run_group(settings, plan, names, values, limit=None, filters=None):
                     if not finished:
                         return Stopped(done, key, value, said=said)
                     known[key] = value
-            if heard is not None:
-                said.append(heard.output())
+            output = heard.output() if heard is not None else None
+            if output is not None:
+                said.append(output)
             if key in wanted:
                 done[key] = known[key]
     return [done[key] for key in outputs], said
