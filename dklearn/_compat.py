@@ -224,6 +224,23 @@ def scores_on_final_step(scorer, score_params):
     return type(scorer) is _Scorer
 
 
+def pipeline_score_refuses(pipeline):
+    """Whether ``pipeline.score`` raises under metadata routing before it scores.
+
+    Pipeline.score routes the ``sample_weight=None`` it passes itself, and
+    routing refuses it where no step asks for it (a last step whose ``score``
+    takes none, or declines it): scikit-learn then records a failed score.
+    Such a pipeline is scored whole, to fail as there.
+    """
+    if not routing_enabled():
+        return False
+    try:
+        process_routing(pipeline, "score", sample_weight=None)
+    except TypeError:
+        return True
+    return False
+
+
 def response_methods(scorer):
     """For each scorer that ``scores_on_final_step``, the estimator methods it may call
     (any one of each group will do), or None if a scorer does not say."""
@@ -874,9 +891,10 @@ def fit_splits_in_turn(estimator, X, y, args):
 
 
 def one_column_error(error):
-    """The error ColumnTransformer raises in place of ``error``, a ValueError from a
-    branch given one column as a scalar (1-D) whose transformer wants 2-D data; None
-    for any other error (ColumnTransformer's own test of the message)."""
+    """The error ColumnTransformer raises in place of ``error``, raised in one of its
+    branches: a transformer that wants 2-D data given 1-D (one column selected by
+    a scalar, say); None for any other error (ColumnTransformer's own test of the
+    message, whatever the branch's columns)."""
     if not (isinstance(error, ValueError)
             and "Expected 2D array, got 1D array instead" in str(error)):
         return None

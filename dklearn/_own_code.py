@@ -23,7 +23,7 @@ def is_own(module_name):
     """Whether the module of this name, imported here, is the user's own code."""
     if module_name in _MAIN:
         return True
-    path = _file(sys.modules.get(module_name))
+    path = file_of(sys.modules.get(module_name))
     return path is not None and not path.startswith(_LIBRARIES)
 
 
@@ -31,12 +31,13 @@ def own_files():
     """The files of the user's own modules imported here (``__main__`` aside: its
     classes and functions travel by value)."""
     for name, module in list(sys.modules.items()):
-        path = _file(module)
+        path = file_of(module)
         if path is not None and name not in _MAIN and not path.startswith(_LIBRARIES):
             yield path
 
 
-def _file(module):
+def file_of(module):
+    """The file a module was imported from, or None."""
     try:  # past a module's own attribute hooks: a lazily loaded module stays unloaded
         path = object.__getattribute__(module, "__dict__").get("__file__")
     except (AttributeError, TypeError):

@@ -90,7 +90,6 @@ import types
 import weakref
 from dataclasses import dataclass, field
 
-import numpy as np
 from dask.base import tokenize
 from sklearn.base import BaseEstimator, clone
 from sklearn.pipeline import FeatureUnion, Pipeline
@@ -416,12 +415,12 @@ class SearchSpec:
 class Flow:
     """Where one fold stands at some point of a pipeline: a graph argument
     (a key or an inline task) that evaluates to a ``_tasks.Fold``, and a token
-    that names it.  ``one_column``: it is a ColumnTransformer's branch given one
-    column by a scalar, whose errors that branch reports its own way."""
+    that names it.  ``in_columns``: it is in a ColumnTransformer's branch, whose
+    errors the ColumnTransformer reports its own way."""
 
     arg: object
     token: str
-    one_column: bool = False
+    in_columns: bool = False
 
     @property
     def raw(self):
@@ -529,10 +528,13 @@ class Planner:
             return self._final(estimator, flow, params, fold, label)
         prefix, last = split
         methods = self.spec.response_methods
-        if methods and not isinstance(last, tuple) and not all(
-                any(hasattr(last, m) for m in group) for group in methods):
-            # The scorer's error would name the last step: scored whole, it names
-            # the Pipeline, as in scikit-learn.
+        if methods and not isinstance(last, tuple) and (
+                not all(any(hasattr(last, m) for m in group) for group in methods)
+                or (("score",) in methods and self._cached(
+                    ("refuses", id(estimator)), _compat.pipeline_score_refuses, estimator))):
+            # The scorer's error would name the last step, or Pipeline.score's
+            # routing would refuse to score: scored whole, it fails as in
+            # scikit-learn.
             return self._final(estimator, flow, params, fold, label)
         try:
             steps = _compat.pipeline_step_params(estimator, params)
@@ -619,10 +621,10 @@ class Planner:
             self.graph[key] = (
                 _tasks.fit_transform, Const(step), flow.arg,
                 self._sliced_params_dict(params, fold), Const(self.spec.raise_errors),
-                Const(self.spec.return_train_score), Const(flow.one_column),
+                Const(self.spec.return_train_score), Const(flow.in_columns),
             )
             self.kinds[key] = f"fit {name}"
-        return Flow(key, key, flow.one_column)
+        return Flow(key, key, flow.in_columns)
 
     def _sliced_params_dict(self, params, fold):
         """Per-method step parameters ({'fit': ..., 'fit_transform': ...}), sliced."""
@@ -658,7 +660,7 @@ class Planner:
         for _, trans, cols in branches:
             selected = Flow((_tasks.select_columns, flow.arg, Const(cols), raise_errors),
                             combine("columns", estimator_token(cols), flow.token),
-                            one_column=np.isscalar(cols))
+                            in_columns=True)
             flows.append(self._transformer(trans, selected, {}, fold))
         weights = ct.transformer_weights or {}
         config = Const((

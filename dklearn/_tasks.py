@@ -465,7 +465,7 @@ def _on_private_copy_if_read_only(fit, X, y):
 # ---------------------------------------------------------------------------
 
 
-def fit_transform(step, fold, params, raise_errors, again, one_column):
+def fit_transform(step, fold, params, raise_errors, again, in_columns):
     """Fit a transformer on the training rows and transform the fold, like a Pipeline.
 
     One task: ``fit_transform`` on the training rows (what ``Pipeline.fit``
@@ -494,8 +494,8 @@ def fit_transform(step, fold, params, raise_errors, again, one_column):
         try:
             raw = _on_private_copy_if_read_only(fit, fold.X, fold.y)
         except ValueError as error:
-            # In a branch given one column as a scalar: ColumnTransformer's error.
-            instead = _compat.one_column_error(error) if one_column.value else None
+            # In a ColumnTransformer's branch: its error (a column given as a scalar).
+            instead = _compat.one_column_error(error) if in_columns.value else None
             if instead is None:
                 raise
             raise instead from error
@@ -1046,4 +1046,25 @@ def repeat(said):
     if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
-        warnings.warn_explicit(message, category, filename, lineno)
+        # The module a filter's ``module=`` matches, as ``warnings.warn`` names
+        # it (here, not in the worker: a script is __main__ only here).
+        warnings.warn_explicit(message, category, filename, lineno,
+                               module=_module_of(filename))
+
+
+_MODULE_FILES = {}  # a module's file -> its name, for the modules imported here
+_MODULES_SEEN = [0]  # how many modules there were when it was made
+
+
+def _module_of(filename):
+    """The name of the module imported here from ``filename``, or None."""
+    if filename not in _MODULE_FILES and _MODULES_SEEN[0] != len(sys.modules):
+        from ._own_code import file_of
+
+        _MODULES_SEEN[0] = len(sys.modules)
+        _MODULE_FILES.clear()
+        for name, module in list(sys.modules.items()):
+            path = file_of(module)
+            if path is not None:
+                _MODULE_FILES.setdefault(path, name)  # __main__ before __mp_main__
+    return _MODULE_FILES.get(filename)

@@ -250,3 +250,38 @@ def test_dklearns_own_parameters_are_refused_as_scikit_learn_refuses_its_own(bad
         dkm.GridSearchCV(SVC(), {"C": [1.0]}, cv=2, **bad).fit(X, y)
     with pytest.raises(ValueError, match=f"The '{name}' parameter of cross_validate must be"):
         dkm.cross_validate(SVC(), X, y, cv=2, **bad)
+
+
+@pytest.mark.parametrize("score_request", [None, False, "own score"])
+def test_pipeline_score_refuses_says_what_pipeline_score_does(score_request):
+    import sklearn
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    class OwnScore(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.full(len(X), self.classes_[0])
+
+        def score(self, X, y):
+            return 0.5
+
+    X, y = make_classification(n_samples=30, random_state=0)
+    with sklearn.config_context(enable_metadata_routing=True):
+        if score_request == "own score":
+            last = OwnScore()
+        else:
+            last = LogisticRegression().set_score_request(sample_weight=score_request)
+        pipe = make_pipeline(StandardScaler(), last)
+        try:
+            pipe.fit(X, y).score(X, y)
+            refused = False
+        except TypeError:
+            refused = True
+        assert _compat.pipeline_score_refuses(pipe) is refused
+    assert _compat.pipeline_score_refuses(pipe) is False  # routing off: it scores

@@ -381,6 +381,54 @@ def test_metadata_routing_on_with_no_fit_parameters():
     assert_same_results(sk, dk)
 
 
+class _ScoresItsOwnWay(ClassifierMixin, BaseEstimator):
+    """A user's classifier whose ``score`` takes no sample_weight."""
+
+    def __init__(self, C=1.0):
+        self.C = C
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict(self, X):
+        return np.where(X[:, 0] > 0, *self.classes_[:2])
+
+    def score(self, X, y):
+        return float(np.mean(self.predict(X) == y)) * self.C
+
+
+def _declines_weights():
+    return LogisticRegression().set_score_request(sample_weight=False), {"clf__C": [0.1, 1.0]}
+
+
+def _own_score():
+    return _ScoresItsOwnWay(), {"clf__C": [0.5, 1.0]}
+
+
+def _default_score():
+    return LogisticRegression(), {"clf__C": [0.1, 1.0]}
+
+
+@pytest.mark.parametrize("last", [_declines_weights, _own_score, _default_score])
+@pytest.mark.parametrize("scheduler", ["sync", None])
+def test_metadata_routing_on_scores_a_pipeline_as_its_own_score_does(last, scheduler):
+    # Pipeline.score routes a sample_weight=None of its own: where no step asks
+    # for it, scikit-learn records failed scores; elsewhere it scores the last step.
+    with sklearn.config_context(enable_metadata_routing=True):
+        clf, grid = last()
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", clf)])
+        with warnings.catch_warnings(record=True) as sk_said:
+            warnings.simplefilter("always")
+            sk = skm.GridSearchCV(pipe, grid, cv=3).fit(Xc, yc)
+        with warnings.catch_warnings(record=True) as dk_said:
+            warnings.simplefilter("always")
+            dk = dkm.GridSearchCV(pipe, grid, cv=3, scheduler=scheduler).fit(Xc, yc)
+    assert_same_results(sk, dk)
+    assert (sorted(str(w.message).strip().splitlines()[-1] for w in dk_said)
+            == sorted(str(w.message).strip().splitlines()[-1] for w in sk_said))
+
+
 BAD_INPUTS = {
     "mismatched lengths": (dict(estimator=SVC(), param_grid={"C": [1.0]}), (Xc, yc[:-1]), {}),
     "unknown parameter": (dict(estimator=SVC(), param_grid={"nope": [1]}), (Xc, yc), {}),
@@ -575,8 +623,21 @@ def _one_column_by_a_scalar():
     return pipe, {"ct__s": [StandardScaler(), FunctionTransformer()]}, Xc, yc
 
 
+def _ravel(X):
+    return np.asarray(X).ravel()
+
+
+def _one_dimensional_in_a_branch():
+    # ColumnTransformer rewrites the error whatever the branch's columns.
+    ct = ColumnTransformer([("s", make_pipeline(FunctionTransformer(_ravel), StandardScaler()),
+                             [0])], remainder="passthrough")
+    pipe = Pipeline([("ct", ct), ("lr", LogisticRegression())])
+    return pipe, {"lr__C": [0.1, 1.0]}, Xc, yc
+
+
 UNION_CHECKS = {
     "one column by a scalar": _one_column_by_a_scalar,
+    "1-D data in a branch of a list of columns": _one_dimensional_in_a_branch,
     "mixed column name types": _mixed_names,
     "pandas.NA passed through": _na_passthrough,
     "tuple column names": _tuple_columns,

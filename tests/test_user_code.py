@@ -64,7 +64,7 @@ def test_third_party_estimators_and_inputs():
         raise AssertionError(f"{name} is installed but the script did not run it")
 
 
-@pytest.mark.parametrize("case", ["error", "module", "repeat"])
+@pytest.mark.parametrize("case", ["error", "module", "only", "repeat"])
 def test_warnings_of_fits_in_worker_processes_follow_the_users_filters_as_in_sklearn(case):
     # The fits run in dklearn's worker processes; scikit-learn's run in its loop.
     # What the user sees is compared: the scores, how often each warning shows,

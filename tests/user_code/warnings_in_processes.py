@@ -6,6 +6,8 @@ it prints what the user sees (stderr and the scores), for the test to compare.
   summarised in one FitFailedWarning grouped by their traceback text (the class is
   this script's, sent by value: its tracebacks must name this file, as here);
 - ``module``: ``filterwarnings("ignore", module="__main__")`` silences this module;
+- ``only``: every warning ignored but this module's (``module="__main__"``), and
+  scikit-learn's (``module="sklearn"``);
 - ``repeat``: no filter: a warning raised three times by one line of a fit shows
   once per fit.
 """
@@ -46,6 +48,10 @@ if __name__ == "__main__":
         warnings.simplefilter("error")
     elif case == "module":
         warnings.filterwarnings("ignore", module="__main__")
+    elif case == "only":
+        warnings.simplefilter("ignore")
+        warnings.filterwarnings("always", module="__main__")
+        warnings.filterwarnings("always", module="sklearn")
     X, y = make_classification(n_samples=60, random_state=0)
     search = GridSearchCV(Warns(), {"k": [0, 1, 2, 3]}, cv=3, refit=False, **extra)
     try:
