@@ -34,8 +34,10 @@ transformed fold) is shared: each reader gets its own read-only views of
 its arrays, its own shallow copy of a DataFrame or a list (a column added,
 an item replaced, stays its own).  A step that writes into its input in
 place without asking to (a ``predict`` that clips its input) fails on a
-view with NumPy's "read-only" error, and runs again on a private copy, so that it gives scikit-learn's
-result at no cost to the steps that do not write.  A fitted step is used
+view with NumPy's "read-only" error, and runs again on a private copy, so
+that it gives scikit-learn's result at no cost to the steps that do not
+write.  (A step that asks to, ``copy=False``, has its pipeline run whole:
+see ``_plan``.)  A fitted step is used
 inside the task that fitted it only (it transforms the test rows there), so
 no other task can see it change.
 """
@@ -983,9 +985,8 @@ def _value(arg):
     return arg.value if isinstance(arg, Const) else arg
 
 
-
 # ---------------------------------------------------------------------------
-# A group of tasks run as one (a cluster's coarse tasks, see _engines.distributed)
+# What a task said, where it ran elsewhere (a worker process, a dask worker)
 # ---------------------------------------------------------------------------
 
 

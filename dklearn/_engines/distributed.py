@@ -229,8 +229,9 @@ def _submit(client, graph, plan, options, hooks):
     for key in plan.shared:
         steps = [(key, graph[key])]
         reads = sorted(set(plan.deps[key]))
-        # run_group returns its outputs (and what they said): this one's value is its first.  Past
-        # its limit, its readers return its Stopped, which stops their fits.
+        # run_group returns its outputs (and what they said): this one's value is
+        # its first.  Past its limit, its readers return its Stopped, which stops
+        # their fits.
         dask_graph[names[key]] = (first_output, _group_task(
             settings, steps, [key], reads, names, options.fit_timeout))
     # What the fits print and warn comes back with their records, where a worker
