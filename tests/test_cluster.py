@@ -382,6 +382,24 @@ def test_what_fits_print_and_warn_on_the_cluster_reaches_the_caller(cluster, cap
                                scheduler=cluster.address) == sk_error
 
 
+class TalksThenFails(Talks):
+    def fit(self, X, y):
+        super().fit(X, y)
+        raise ArithmeticError(f"C={self.C} failed")
+
+
+def test_what_a_fit_said_before_raising_on_the_cluster_reaches_the_caller(cluster, capsys):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ArithmeticError, match="C=1.0 failed"):
+            GridSearchCV(TalksThenFails(), {"C": [1.0]}, cv=2, error_score="raise",
+                         scheduler=cluster.address).fit(X, y)
+    printed = capsys.readouterr().out
+    assert "fitting C=1.0 in process" in printed
+    assert f"in process {os.getpid()}" not in printed
+    assert "C=1.0 is a choice" in [str(w.message) for w in caught]
+
+
 def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):
     host = cluster.address.replace("tcp://", "")
     kwargs = dict(estimator=PIPE, param_grid=GRID, n_jobs=-1)

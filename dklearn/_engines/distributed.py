@@ -68,6 +68,8 @@ from . import CrashedWorker, FitTimeout, named
 
 # Dask tasks per worker thread (see the module doc).
 CHUNKS_PER_THREAD = 4
+# Where an error raised in a chunk carries what its fits said.
+SAID = "_dklearn_said"
 
 
 def run(client, graph, keys, kinds, options, hooks, attempts=3):
@@ -267,6 +269,8 @@ def _submit(client, graph, plan, options, hooks):
                     # cancelled by someone else: submitted again
                     continue
                 except Exception as error:
+                    for said in error.__dict__.pop(SAID, ()):  # see ``run_group``
+                        _tasks.repeat(said)
                     if type(error).__name__ != "KilledWorker":
                         raise
                     if len(chunk) == 1 and len(plan.chunks) == 1:
@@ -379,15 +383,27 @@ def run_group(settings, plan, names, values, limit=None, filters=None):
     done, said = {}, []
     with _configured(settings.value):
         for key, task in steps:
-            with contextlib.ExitStack() as stack:
-                heard = None if filters is None else stack.enter_context(_tasks.Said(filters.value))
-                if limit is None:
-                    known[key] = _tasks.execute(task, known)
-                else:
-                    finished, value = _within(limit, task, known, settings.value)
-                    if not finished:
-                        return Stopped(done, key, value, said=said)
-                    known[key] = value
+            heard = None
+            try:
+                with contextlib.ExitStack() as stack:
+                    if filters is not None:
+                        heard = stack.enter_context(_tasks.Said(filters.value))
+                    if limit is None:
+                        known[key] = _tasks.execute(task, known)
+                    else:
+                        finished, value = _within(limit, task, known, settings.value)
+                        if not finished:
+                            return Stopped(done, key, value, said=said)
+                        known[key] = value
+            except Exception as error:
+                # A fit that raises (error_score='raise') takes what the fits said
+                # with it, for the caller to print before it raises (``_submit``).
+                output = heard.output() if heard is not None else None
+                try:
+                    error.__dict__[SAID] = [*said, *([output] if output else [])]
+                except AttributeError:  # an exception without a __dict__: it goes alone
+                    pass
+                raise
             output = heard.output() if heard is not None else None
             if output is not None:
                 said.append(output)
