@@ -46,6 +46,7 @@ import contextlib
 import copy
 import io
 import marshal
+import os
 import pickle
 import sys
 import threading
@@ -990,6 +991,18 @@ def _value(arg):
 # ---------------------------------------------------------------------------
 
 
+_TOKEN = os.urandom(8).hex()
+
+
+def this_process():
+    """This process, as a task elsewhere tells it from its own (a fork keeps the token,
+    not the pid)."""
+    return os.getpid(), _TOKEN
+
+
+_CATCHING = threading.Lock()  # held while a Said catches this process's output
+
+
 class Said:
     """What a task printed and warned, for the caller to print and warn again.
 
@@ -1000,17 +1013,23 @@ class Said:
     caller (``repeat``).  It runs under the caller's filters, as
     scikit-learn runs each fit in its workers (from 1.7): an "error" filter
     makes the fit fail, "ignore" drops the warning, and a warning shows once
-    per fit.  (Both are the process's: with tasks in other threads of it,
-    their output would be caught too, so the dask engine asks only workers
-    of one thread.)
+    per fit.  Both are the whole process's, so one Said catches at a time: a
+    task that starts beside one that catches (a dask worker's thread freed by
+    a task waiting on the cluster) leaves its output to the process, as a
+    dask worker of several threads does (the dask engine asks only workers of
+    one thread).
     """
 
     def __init__(self, filters):
         self.filters = filters
+        self.catching = False
 
     def __enter__(self):
         import warnings
 
+        self.catching = _CATCHING.acquire(blocking=False)
+        if not self.catching:
+            return self
         self.text = io.StringIO()
         self.redirect = contextlib.redirect_stdout(self.text)
         self.redirect.__enter__()
@@ -1020,14 +1039,18 @@ class Said:
         return self
 
     def __exit__(self, *exc):
-        self.catch.__exit__(*exc)
-        self.redirect.__exit__(*exc)
+        if self.catching:
+            try:
+                self.catch.__exit__(*exc)
+                self.redirect.__exit__(*exc)
+            finally:
+                _CATCHING.release()
         return False
 
     def output(self):
         """(printed text, [(category, message, filename, line number)]), cloudpickled;
         None if it said nothing (most fits: pickling nothing costs a cheap fit's tenth)."""
-        if not self.caught and not self.text.tell():
+        if not self.catching or (not self.caught and not self.text.tell()):
             return None
         warned = [(w.category, str(w.message), w.filename, w.lineno) for w in self.caught]
         try:
@@ -1043,14 +1066,26 @@ def repeat(said):
 
     if said is None:
         return
-    text, warned = cloudpickle.loads(said)
+    try:
+        text, warned = cloudpickle.loads(said)
+    except Exception:  # noqa: BLE001 - a warning class this process cannot load
+        return  # what the fit said is lost, not the search
     if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
         sys.stdout.write(text)
     for category, message, filename, lineno in warned:
-        # The module a filter's ``module=`` matches, as ``warnings.warn`` names
-        # it (here, not in the worker: a script is __main__ only here).
-        warnings.warn_explicit(message, category, filename, lineno,
-                               module=_module_of(filename))
+        filename = filename if isinstance(filename, str) else "<unknown>"
+        # The module a filter's ``module=`` matches, as ``warnings.warn`` names it
+        # (here, not in the worker: a script is __main__ only here).  Unknown
+        # (a notebook's cell), warn_explicit names it after the file: not None,
+        # which it takes for a module whose warnings it drops.
+        module = _module_of(filename)
+        try:
+            warnings.warn_explicit(message, category, filename, lineno or 0,
+                                   **({} if module is None else {"module": module}))
+        except TypeError:  # a category that needs more than its message to be made
+            if sys.stderr is not None:
+                sys.stderr.write(warnings.formatwarning(message, category, filename,
+                                                        lineno or 0))
 
 
 _MODULE_FILES = {}  # a module's file -> its name, for the modules imported here

@@ -348,14 +348,14 @@ class Talks(ClassifierMixin, BaseEstimator):
         return np.full(len(X), self.classes_[0])
 
 
-def _what_a_search_said(search, capsys, error=False, **kwargs):
+def _what_a_search_said(search, capsys, error=False, grid=None, **kwargs):
     capsys.readouterr()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if error:
             warnings.simplefilter("error", UserWarning)
         try:
-            search(Talks(), {"C": [0.1, 1.0]}, cv=2, verbose=3, refit=False,
+            search(Talks(), grid or {"C": [0.1, 1.0]}, cv=2, verbose=3, refit=False,
                    **kwargs).fit(X, y)
         except ValueError as raised:  # every fit failed
             return str(raised).splitlines()[-1]
@@ -398,6 +398,25 @@ def test_what_a_fit_said_before_raising_on_the_cluster_reaches_the_caller(cluste
     assert "fitting C=1.0 in process" in printed
     assert f"in process {os.getpid()}" not in printed
     assert "C=1.0 is a choice" in [str(w.message) for w in caught]
+
+
+MANY = {"C": [float(c) for c in range(1, 41)]}
+
+
+def test_a_cluster_of_threads_in_the_callers_process_leaves_its_output_alone(capsys):
+    # Its workers share the caller's sys.stdout and warning filters: nothing is
+    # caught (two workers catching at once left sys.stdout pointing elsewhere).
+    stdout = sys.stdout
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as local, \
+            distributed.Client(local) as client:
+        printed, warned = _what_a_search_said(GridSearchCV, capsys, grid=MANY,
+                                              scheduler=client)
+    assert sys.stdout is stdout
+    sk_printed, sk_warned = _what_a_search_said(skm.GridSearchCV, capsys, grid=MANY)
+    assert warned == sk_warned
+    assert len([line for line in printed if line.startswith("fitting")]) == len(
+        [line for line in sk_printed if line.startswith("fitting")])
 
 
 def test_post_joblib_spelling_runs_sklearn_on_the_cluster(cluster):

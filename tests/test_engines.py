@@ -1196,3 +1196,31 @@ def test_a_kind_whose_fits_keep_every_core_busy_with_threads_of_their_own_stays(
     """)
     assert "'score LGBMClassifier' fans out to 2 threads" in out
     assert "'score LGBMClassifier' ->" not in out
+
+
+class _NeedsACode(UserWarning):
+    def __init__(self, message, code):
+        super().__init__(message)
+        self.code = code
+
+
+def test_what_a_task_said_is_repeated_whatever_its_warnings_file_or_class(capsys):
+    # A notebook cell's file is no module here; a warning class may need more than
+    # its message to be made again; a warning may have no file at all.
+    import warnings
+
+    from dklearn import _tasks
+
+    with _tasks.Said(list(warnings.filters)) as said:
+        warnings.warn_explicit("from a cell", UserWarning, "<ipython-input-3-x>", 2)
+        warnings.warn(_NeedsACode("coded", 7))
+        warnings.showwarning("no file", UserWarning, None, 0)
+        print("printed")
+    output = said.output()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _tasks.repeat(output)
+    out = capsys.readouterr()
+    assert sorted(str(w.message) for w in caught) == ["from a cell", "no file"]
+    assert "printed" in out.out
+    assert "_NeedsACode: coded" in out.err

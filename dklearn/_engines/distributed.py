@@ -238,8 +238,9 @@ def _submit(client, graph, plan, options, hooks):
             settings, steps, [key], reads, names, options.fit_timeout))
     # What the fits print and warn comes back with their records, where a worker
     # runs one task at a time (``_tasks.Said``); elsewhere it stays in its log.
-    filters = (_tasks.Const(list(warnings.filters))
-               if all(n == 1 for n in client.nthreads().values()) else None)
+    nthreads = client.nthreads().values()
+    filters = (_tasks.Const((list(warnings.filters), _tasks.this_process()))
+               if nthreads and all(n == 1 for n in nthreads) else None)
     chunk_names = []
     for index in range(len(plan.chunks)):
         steps, outputs, reads = plan.chunk_plan(index, graph)
@@ -313,7 +314,8 @@ def _literal(value):
     parameters, a splitter's folds) by the pickler that keeps the code of the
     user's functions whole, so that their tracebacks name their files, as in
     scikit-learn's."""
-    if type(value).__module__.partition(".")[0] in ("numpy", "pandas", "scipy"):
+    inner = value.value if isinstance(value, _tasks.Const) else value
+    if type(inner).__module__.partition(".")[0] in ("numpy", "pandas", "scipy"):
         return _tasks.Const(value)
     return Packed(_tasks.dumps(value))
 
@@ -386,8 +388,10 @@ def run_group(settings, plan, names, values, limit=None, filters=None):
             heard = None
             try:
                 with contextlib.ExitStack() as stack:
-                    if filters is not None:
-                        heard = stack.enter_context(_tasks.Said(filters.value))
+                    if filters is not None and filters.value[1] != _tasks.this_process():
+                        # (In the caller's own process, a cluster of threads, its
+                        # output is the caller's already.)
+                        heard = stack.enter_context(_tasks.Said(filters.value[0]))
                     if limit is None:
                         known[key] = _tasks.execute(task, known)
                     else:
