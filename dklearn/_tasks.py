@@ -1072,8 +1072,8 @@ def repeat(said):
         return  # what the fit said is lost, not the search
     if text and sys.stdout is not None:  # None: pythonw, some daemons; printing drops it
         sys.stdout.write(text)
-    for category, message, filename, lineno in warned:
-        filename = filename if isinstance(filename, str) else "<unknown>"
+    for category, message, file, lineno in warned:
+        filename = file if isinstance(file, str) else "<unknown>"
         # The module a filter's ``module=`` matches, as ``warnings.warn`` names it
         # (here, not in the worker: a script is __main__ only here).  Unknown
         # (a notebook's cell), warn_explicit names it after the file: not None,
@@ -1088,19 +1088,22 @@ def repeat(said):
                                                         lineno or 0))
 
 
-_MODULE_FILES = {}  # a module's file -> its name, for the modules imported here
-_MODULES_SEEN = [0]  # how many modules there were when it was made
+# (how many modules were imported, {a module's file: its name}) when it was made
+_MODULE_FILES = (0, {})
 
 
 def _module_of(filename):
     """The name of the module imported here from ``filename``, or None."""
-    if filename not in _MODULE_FILES and _MODULES_SEEN[0] != len(sys.modules):
+    global _MODULE_FILES
+    seen, files = _MODULE_FILES
+    if filename not in files and seen != len(sys.modules):
         from ._own_code import file_of
 
-        _MODULES_SEEN[0] = len(sys.modules)
-        _MODULE_FILES.clear()
+        files = {}
         for name, module in list(sys.modules.items()):
             path = file_of(module)
             if path is not None:
-                _MODULE_FILES.setdefault(path, name)  # __main__ before __mp_main__
-    return _MODULE_FILES.get(filename)
+                files.setdefault(path, name)  # __main__ before __mp_main__
+        # Replaced whole: a search in another thread reads the old one meanwhile.
+        _MODULE_FILES = (len(sys.modules), files)
+    return files.get(filename)

@@ -403,10 +403,7 @@ def run_group(settings, plan, names, values, limit=None, filters=None):
                 # A fit that raises (error_score='raise') takes what the fits said
                 # with it, for the caller to print before it raises (``_submit``).
                 output = heard.output() if heard is not None else None
-                try:
-                    error.__dict__[SAID] = [*said, *([output] if output else [])]
-                except AttributeError:  # an exception without a __dict__: it goes alone
-                    pass
+                error.__dict__[SAID] = [*said, *([output] if output else [])]
                 raise
             output = heard.output() if heard is not None else None
             if output is not None:
